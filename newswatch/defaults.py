@@ -1,0 +1,144 @@
+"""Every Redis key name, stream name and threshold of newswatch, in one place (the scrapy-redis way).
+
+Key names are templates under the configured prefix (`NEWSWATCH_KEY_PREFIX`, default `newswatch`); build
+them with `Keys(prefix)`, never by hand, so that a test can use its own prefix and no two installations
+sharing one Redis collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCE = "daydaynews"
+DEFAULT_SITE_URL = "https://daydaynews.cc"
+DEFAULT_CATEGORIES = ("international",)
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+SITE_TZ_OFFSET = "+08:00"  # the site prints China time without an offset
+
+# Schedule
+DEFAULT_INTERVAL = 600
+DEFAULT_JITTER = 60
+MISFIRE_GRACE_TIME = 300
+RUN_TIMEOUT = 900  # a revisit that runs longer than this is killed with its children
+SENTRY_MONITOR_SLUG = "newswatch-revisit"
+
+# Politeness
+DEFAULT_CONCURRENCY = 4
+DEFAULT_DOWNLOAD_DELAY = 1.0
+DEFAULT_DOWNLOAD_TIMEOUT = 30.0
+AUTOTHROTTLE_START_DELAY = 1.0  # Scrapy's 5 s is meant for big crawls, not a revisit of a few pages
+AUTOTHROTTLE_MAX_DELAY = 30.0
+DEFAULT_MAX_DOWNLOAD_SIZE = 8 * 1024 * 1024
+DEFAULT_RETRY_TIMES = 3
+DEFAULT_RETRY_AFTER_CAP = 300.0
+DEFAULT_USER_AGENT = "newswatch/{version} (+https://github.com/newswatch/newswatch; news monitor)"
+DEFAULT_MAX_PAGES = 5  # list pages per category per pass
+DEFAULT_SEEN_DAYS = 90
+DEFAULT_MAX_FETCH_FAILURES = 5
+
+# Dedupe
+DEFAULT_DEDUPE_RETENTION_DAYS = 30
+DEFAULT_DEDUPE_MIN_CHARS = 80
+
+# Stream
+DEFAULT_STREAM_RETENTION_DAYS = 7
+ITEM_EVENT_TYPE = "article.new"
+
+# Alerts
+DEFAULT_WEBHOOK_FORMAT = "standard"
+WEBHOOK_FORMATS = ("standard", "slack", "feishu", "dingtalk", "wecom")
+DEFAULT_WEBHOOK_MAX_ATTEMPTS = 8
+DEFAULT_WEBHOOK_MAX_AGE = 24 * 3600
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+WEBHOOK_BACKOFF_BASE = 2.0
+WEBHOOK_BACKOFF_CAP = 3600.0
+ALERT_CONSUMER_GROUP = "alerts:{name}"
+
+# Daemon
+DEFAULT_LEADER_TTL = 30
+DEFAULT_HISTORY_SIZE = 200
+DEFAULT_FAILED_RUNS_ALERT = 3
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The Redis key names of one installation."""
+
+    prefix: str = "newswatch"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def items(self) -> str:
+        """The item stream: one entry per genuinely new article (fields `data`, `id`, `url`)."""
+        return self._k("items")
+
+    @property
+    def dead(self) -> str:
+        """Dead letters: deliveries that failed for good (fields `group`, `entry`, `id`, `error`, `data`)."""
+        return self._k("dead")
+
+    @property
+    def seen(self) -> str:
+        """Hash canonical URL -> time seen (epoch seconds); expiry is by age, swept in each pass."""
+        return self._k("seen")
+
+    @property
+    def failures(self) -> str:
+        """Hash canonical URL -> failed fetch count, so a broken page is retried a bounded number of times."""
+        return self._k("fetch-failures")
+
+    def fp_bucket(self, day: int) -> str:
+        """Fingerprint index records of one day (time-bucketed so they expire whole, even on Redis 6.2)."""
+        return self._k("fp", str(day))
+
+    def fp_prefix(self) -> str:
+        return self._k("fp")
+
+    def reprints(self, item_id: str) -> str:
+        """List of reprint URLs recorded against an original item."""
+        return self._k("reprints", item_id)
+
+    @property
+    def runs(self) -> str:
+        """Run history: a list of JSON records, newest first, trimmed to a bound."""
+        return self._k("runs")
+
+    @property
+    def leader(self) -> str:
+        """The scheduler's leader lock (value: the holder's id, with a TTL the leader renews)."""
+        return self._k("leader")
+
+    @property
+    def next_run(self) -> str:
+        return self._k("next-run")
+
+    @property
+    def failed_streak(self) -> str:
+        return self._k("failed-streak")
+
+    @property
+    def conditional(self) -> str:
+        """Hash list-page URL -> JSON {etag, last_modified}, for conditional revisits."""
+        return self._k("conditional")
+
+    def group(self, endpoint: str) -> str:
+        """Consumer group of one webhook endpoint."""
+        return ALERT_CONSUMER_GROUP.format(name=endpoint)
+
+    def retry(self, endpoint: str) -> str:
+        """Hash stream-entry id -> JSON {attempts, next_at, first_at, error}: retry state survives restarts."""
+        return self._k("alerts", endpoint, "retry")
+
+    def disabled(self, endpoint: str) -> str:
+        """Set when an endpoint answered 410; its items wait until `newswatch alerts --enable NAME`."""
+        return self._k("alerts", endpoint, "disabled")
+
+    def rate(self, endpoint: str) -> str:
+        return self._k("alerts", endpoint, "rate")
+
+    @property
+    def frontier(self) -> str:
+        """Shared request frontier for scale-out crawls (several processes, one pass)."""
+        return self._k("frontier")
