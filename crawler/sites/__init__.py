@@ -1,0 +1,80 @@
+"""Site profiles: the URL patterns and selectors of a site, as data (`<name>.toml` beside this file)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[no-redef]
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """What the URL alone says about an article."""
+
+    id: str           # the site's numeric id
+    category: str     # the URL's category slug
+    item_id: str      # the stable item id, e.g. daydaynews-3930612
+    path: str         # canonical path, e.g. /international/3930612.html
+
+
+class SiteProfile:
+    """One site's profile. The spider and the extractor read every site-specific detail from here."""
+
+    def __init__(self, data: dict):
+        self.data = data
+        self.name: str = data["name"]
+        self.source: str = data["source"]
+        self.lang: str = data["lang"]
+        self.site_name: str = data["site_name"]
+        urls = data["urls"]
+        self.list_page_template: str = urls["list_page"]
+        self.article_re = re.compile(urls["article"])
+        self.canonical_template: str = urls["canonical"]
+        self.excluded_prefixes: tuple[str, ...] = tuple(urls["excluded_prefixes"])
+        self.item_id_template: str = urls["item_id"]
+        self.list = data["list"]
+        self.article = data["article"]
+        self.categories: dict[str, str] = dict(data["categories"])
+        self.date_re = re.compile(self.article["date_pattern"])
+        self.caption_re = re.compile(self.article["caption_pattern"])
+        self.title_suffix_re = re.compile(self.article["title_suffix"])
+
+    def list_url(self, site_url: str, category: str, page: int) -> str:
+        return site_url + self.list_page_template.format(category=category, page=page)
+
+    def article_ref(self, url_or_path: str) -> ArticleRef | None:
+        """The article a URL names (language prefix, query and fragment folded), or None if it names none."""
+        path = urlsplit(url_or_path).path or "/"
+        if any(path.startswith(prefix) for prefix in self.excluded_prefixes):
+            return None
+        match = self.article_re.match(path)
+        if not match:
+            return None
+        article_id, category = match.group("id"), match.group("category")
+        return ArticleRef(
+            id=article_id, category=category,
+            item_id=self.item_id_template.format(id=article_id),
+            path=self.canonical_template.format(category=category, id=article_id),
+        )
+
+    def canonical_url(self, site_url: str, url_or_path: str) -> str | None:
+        ref = self.article_ref(url_or_path)
+        return site_url + ref.path if ref else None
+
+    def category_name(self, slug: str) -> str | None:
+        return self.categories.get(slug)
+
+
+@lru_cache(maxsize=None)
+def load_profile(name: str = "daydaynews") -> SiteProfile:
+    with open(HERE / f"{name}.toml", "rb") as fh:
+        return SiteProfile(tomllib.load(fh))

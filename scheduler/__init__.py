@@ -1,0 +1,1 @@
+"""The daemon: when to revisit, one run at a time, one leader, run history and status."""
