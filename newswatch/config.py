@@ -230,6 +230,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("webhook_max_age", _number(float, minimum=1), defaults.DEFAULT_WEBHOOK_MAX_AGE, "seconds after which an undeliverable item is dead-lettered"),
     Spec("webhook_timeout", _number(float, minimum=0.1), defaults.DEFAULT_WEBHOOK_TIMEOUT, "connect and read timeout of a delivery, seconds"),
     Spec("webhook_concurrency", _number(int, minimum=1, maximum=256), 8, "concurrent deliveries per endpoint"),
+    Spec("webhook_backoff_base", _number(float, minimum=0.001), defaults.WEBHOOK_BACKOFF_BASE, "seconds before the first retry of a delivery; doubled on each further attempt, with jitter"),
+    Spec("webhook_backoff_cap", _number(float, minimum=0.001), defaults.WEBHOOK_BACKOFF_CAP, "longest wait between delivery attempts, seconds (also caps a receiver's Retry-After)"),
+    Spec("webhook_claim_idle", _number(float, minimum=0.1), defaults.WEBHOOK_CLAIM_IDLE, "seconds a delivery may sit untouched before another worker takes it over from a dead one"),
+    Spec("webhook_consumer", _text(), None, "consumer name of this alert worker in each group (default: the host name)"),
     Spec("leader_ttl", _number(int, minimum=3), defaults.DEFAULT_LEADER_TTL, "seconds the scheduler's leader lock lives unless renewed"),
     Spec("history_size", _number(int, minimum=1), defaults.DEFAULT_HISTORY_SIZE, "runs kept in the run history"),
     Spec("failed_runs_alert", _number(int, minimum=1), defaults.DEFAULT_FAILED_RUNS_ALERT, "failed runs in a row that raise an alert"),
@@ -291,6 +295,10 @@ class Settings:
     webhook_max_age: float = defaults.DEFAULT_WEBHOOK_MAX_AGE
     webhook_timeout: float = defaults.DEFAULT_WEBHOOK_TIMEOUT
     webhook_concurrency: int = 8
+    webhook_backoff_base: float = defaults.WEBHOOK_BACKOFF_BASE
+    webhook_backoff_cap: float = defaults.WEBHOOK_BACKOFF_CAP
+    webhook_claim_idle: float = defaults.WEBHOOK_CLAIM_IDLE
+    webhook_consumer: str | None = None
     leader_ttl: int = defaults.DEFAULT_LEADER_TTL
     history_size: int = defaults.DEFAULT_HISTORY_SIZE
     failed_runs_alert: int = defaults.DEFAULT_FAILED_RUNS_ALERT

@@ -52,6 +52,8 @@ DEFAULT_WEBHOOK_MAX_AGE = 24 * 3600
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_BACKOFF_BASE = 2.0
 WEBHOOK_BACKOFF_CAP = 3600.0
+WEBHOOK_CLAIM_IDLE = 60.0  # a live worker touches its pending entries well within this
+WEBHOOK_RATE_PER_MINUTE = {"dingtalk": 20, "wecom": 20, "feishu": 100, "slack": 60}  # platform limits
 ALERT_CONSUMER_GROUP = "alerts:{name}"
 
 # Daemon
@@ -137,6 +139,10 @@ class Keys:
 
     def rate(self, endpoint: str) -> str:
         return self._k("alerts", endpoint, "rate")
+
+    def consumer_lease(self, endpoint: str, consumer: str) -> str:
+        """Held (with a TTL) by the live worker using a consumer name, so two never share one."""
+        return self._k("alerts", endpoint, "consumer", consumer)
 
     @property
     def frontier(self) -> str:
