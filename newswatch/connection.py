@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from filelock import FileLock, Timeout
 
 from newswatch.errors import RedisUnavailable
@@ -34,23 +36,32 @@ SOCKET_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 15
 START_TIMEOUT = 15.0
+RETRIES = 10
 
 
 def client_from_url(url: str, **kwargs) -> redis.Redis:
     """A client for an explicit URL (redis://, rediss://, unix://) with newswatch's timeouts."""
+    # A restarted server (or a failover) must not fail a crawl or a delivery: commands are retried with
+    # exponential backoff for about a minute before the error surfaces.
     options = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
-                   health_check_interval=HEALTH_CHECK_INTERVAL, retry_on_timeout=True)
+                   health_check_interval=HEALTH_CHECK_INTERVAL,
+                   retry=Retry(ExponentialBackoff(cap=8.0, base=0.1), RETRIES),
+                   retry_on_error=[redis.ConnectionError, redis.TimeoutError])
     options.update(kwargs)
     return redis.Redis.from_url(url, **options)
 
 
-def check(client: redis.Redis, where: str) -> redis.Redis:
-    """Ping once so an unreachable server is one clear error at start, not a traceback later."""
+def check(url: str, where: str) -> redis.Redis:
+    """Ping once, without retries, so an unreachable server is one clear error at start (not a minute of
+    retries and then a traceback); then hand out a client that does retry."""
+    probe = redis.Redis.from_url(url, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT)
     try:
-        client.ping()
+        probe.ping()
     except redis.RedisError as exc:
         raise RedisUnavailable(f"Redis at {where} is not reachable ({exc.__class__.__name__}: {exc})") from None
-    return client
+    finally:
+        probe.close()
+    return client_from_url(url)
 
 
 class EmbeddedRedis:
@@ -191,10 +202,10 @@ def connect(settings, *, start_embedded: bool = True) -> redis.Redis:
     if settings.redis_url:
         from newswatch.config import mask
 
-        return check(client_from_url(settings.redis_url), mask(settings.redis_url, True, "redis_url"))
+        return check(settings.redis_url, mask(settings.redis_url, True, "redis_url"))
     server = EmbeddedRedis(settings.data_dir)
     url = server.ensure() if start_embedded else server.url
-    return check(client_from_url(url), f"{url} (embedded)")
+    return check(url, f"{url} (embedded)")
 
 
 @contextmanager
@@ -213,7 +224,7 @@ def redis_session(settings, *, owner: bool = False) -> Iterator[redis.Redis]:
         return
     server = EmbeddedRedis(settings.data_dir)
     server.ensure()
-    client = check(client_from_url(server.url), f"{server.url} (embedded)")
+    client = check(server.url, f"{server.url} (embedded)")
     try:
         yield client
     finally:

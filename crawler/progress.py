@@ -1,0 +1,43 @@
+"""A progress line while a pass runs, from the crawl's own stats (a Scrapy extension).
+
+Reads the setting `NEWSWATCH_PROGRESS`: a callable that receives the counts dict every second; unset, the
+extension is not configured.
+"""
+
+from __future__ import annotations
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+from twisted.internet import task
+
+COUNTERS = ("list_pages", "not_modified", "fetched", "new", "reprints", "off_topic", "no_body", "no_date",
+            "generic_extractor", "errors", "given_up", "offsite_blocked", "retry_after", "baseline")
+
+
+def counts(stats) -> dict[str, int]:
+    values = stats.get_stats()
+    return {name: int(values.get(f"newswatch/{name}", 0)) for name in COUNTERS}
+
+
+class Progress:
+    def __init__(self, stats, callback, interval: float = 1.0):
+        self.stats, self.callback, self.interval = stats, callback, interval
+        self.loop: task.LoopingCall | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        callback = crawler.settings.get("NEWSWATCH_PROGRESS")
+        if callback is None:
+            raise NotConfigured
+        ext = cls(crawler.stats, callback)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_opened(self, spider):
+        self.loop = task.LoopingCall(lambda: self.callback(counts(self.stats)))
+        self.loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider, reason):
+        if self.loop and self.loop.running:
+            self.loop.stop()

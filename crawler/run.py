@@ -1,0 +1,133 @@
+"""One revisit pass in the foreground (`newswatch crawl`): run the spider, then report and record the run.
+
+The pass runs in its own process (Scrapy's reactor cannot be restarted); the daemon starts one child per
+scheduled revisit. A pass that reached no list page failed (exit 1); one that read list pages but
+extracted no article is "empty" and logged at error level, because that is how a site redesign shows up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+from crawler.progress import counts as stats_counts
+from crawler.settings import scrapy_settings
+from crawler.stream import trim
+from crawler.topic import load_topic
+from newswatch.connection import redis_session
+from newswatch.errors import CrawlFailed
+from scheduler.history import RunHistory
+
+log = logging.getLogger(__name__)
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def run_pass(settings, *, baseline: bool = False, progress=None) -> dict:
+    """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times)."""
+    from scrapy.crawler import CrawlerProcess
+
+    from crawler.spiders.daydaynews import DaydaynewsSpider
+
+    started = time.time()
+    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress),
+                             install_root_handler=False)
+    if settings.log_level != "DEBUG":
+        for name in ("scrapy", "twisted", "py.warnings", "trafilatura", "htmldate"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    crawler = process.create_crawler(DaydaynewsSpider)
+    process.crawl(crawler)
+    process.start()
+    stats = crawler.stats.get_stats()
+    counts = stats_counts(crawler.stats)
+    counts["list_links"] = int(stats.get("newswatch/list_links", 0))
+    counts["requests"] = int(stats.get("downloader/request_count", 0))
+    counts["bytes"] = int(stats.get("downloader/response_bytes", 0))
+    ended = time.time()
+    outcome, alerts = judge(counts, stats.get("finish_reason", "finished"))
+    return {"outcome": outcome, "counts": counts, "alerts": alerts, "baseline": baseline,
+            "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
+            "finish_reason": stats.get("finish_reason")}
+
+
+def judge(counts: dict, finish_reason: str) -> tuple[str, list[str]]:
+    """The pass's outcome and the alerts it raises (each also logged at error level by the caller)."""
+    alerts = []
+    fresh_lists = counts["list_pages"] - counts["not_modified"]
+    if counts["list_pages"] == 0:
+        return "failed", ["no list page could be fetched"]
+    if fresh_lists > 0 and counts["list_links"] == 0:
+        alerts.append(f"{fresh_lists} list page(s) fetched but no article link found: the list selectors "
+                      "no longer match (site redesign?)")
+    if counts["fetched"] > 0 and counts["no_body"] == counts["fetched"]:
+        alerts.append(f"{counts['fetched']} article page(s) fetched but no article extracted: the article "
+                      "selectors and the generic extractor found nothing (site redesign?)")
+    elif counts["fetched"] >= 3 and counts["generic_extractor"] == counts["fetched"]:
+        alerts.append(f"the site profile's selectors matched none of {counts['fetched']} article pages; "
+                      "the generic extractor was used for all (site redesign?)")
+    if finish_reason not in ("finished", None):
+        alerts.append(f"the crawl ended early: {finish_reason}")
+    outcome = "empty" if any("no article" in a for a in alerts) else "ok"
+    return outcome, alerts
+
+
+def summary_line(summary: dict) -> str:
+    c = summary["counts"]
+    parts = [f"list pages {c['list_pages']}" + (f" ({c['not_modified']} not modified)" if c["not_modified"] else ""),
+             f"fetched {c['fetched']}",
+             ("recorded as seen " + str(c["baseline"])) if summary.get("baseline") else f"new {c['new']}",
+             f"reprints {c['reprints']}", f"off topic {c['off_topic']}", f"no body {c['no_body']}",
+             f"no date {c['no_date']}", f"errors {c['errors']}"]
+    extra = [f"{name.replace('_', ' ')} {c[name]}" for name in ("given_up", "offsite_blocked", "retry_after",
+                                                               "generic_extractor") if c.get(name)]
+    return (f"{summary['outcome']} in {summary['duration']:.1f}s: " + ", ".join(parts + extra))
+
+
+class _ProgressLine:
+    def __init__(self, stream):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = None
+
+    def __call__(self, counts: dict) -> None:
+        line = (f"crawling… list pages {counts['list_pages']}, fetched {counts['fetched']}, new {counts['new']}, "
+                f"reprints {counts['reprints']}, off topic {counts['off_topic']}, errors {counts['errors']}")
+        if line == self.last:
+            return
+        self.last = line
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+
+
+def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False) -> int:
+    load_topic(settings.topics)  # a broken topic file is a configuration error: exit 2 before crawling
+    trigger = os.environ.get("NEWSWATCH_RUN_TRIGGER") or ("baseline" if baseline else "manual")
+    progress = None if quiet else _ProgressLine(sys.stderr)
+    with redis_session(settings) as client:
+        summary = run_pass(settings, baseline=baseline, progress=progress)
+        if progress:
+            progress.done()
+        for alert in summary["alerts"]:
+            log.error("crawl alert: %s", alert)
+        summary.update(id=uuid.uuid4().hex[:12], trigger=trigger, site_url=settings.site_url)
+        RunHistory(client, settings.keys, settings.history_size).record(summary)
+        if not baseline:
+            trim(client, settings.keys, settings.stream_retention_days)
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(("baseline " if baseline else "") + "crawl " + summary_line(summary))
+    if summary["outcome"] == "failed":
+        raise CrawlFailed(f"the site at {settings.site_url} could not be crawled: {summary['alerts'][0]}")
+    return 0

@@ -1,0 +1,99 @@
+"""The seen-URL record: which article pages were already fetched, so a revisit fetches only new ones.
+
+Reads the settings `seen_days` and `max_fetch_failures`.
+
+A page that answered 2xx is seen, whatever it yielded; a page that failed is not, and is tried again on
+later passes until it has failed `max_fetch_failures` times. Entries expire after `seen_days`: Redis 6.2 has
+no per-field expiry, so the hash stores the time each URL was seen and `sweep()` removes old ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+from newswatch.defaults import Keys
+
+log = logging.getLogger(__name__)
+
+
+class SeenRecord:
+    def __init__(self, client: redis.Redis, keys: Keys, *, seen_days: int, max_failures: int):
+        if seen_days < 1 or max_failures < 1:
+            raise ValueError("seen_days and max_failures must be at least 1")
+        self.client, self.keys = client, keys
+        self.ttl = seen_days * 86400
+        self.max_failures = max_failures
+
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings) -> SeenRecord:
+        return cls(client, settings.keys, seen_days=settings.seen_days, max_failures=settings.max_fetch_failures)
+
+    def unseen(self, urls: list[str], now: float | None = None) -> list[str]:
+        """The URLs (canonical) still to fetch: not seen within the retention and not given up on."""
+        if not urls:
+            return []
+        now = time.time() if now is None else now
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.seen, urls)
+        pipe.hmget(self.keys.failures, urls)
+        seen_at, failures = pipe.execute()
+        out = []
+        for url, at, failed in zip(urls, seen_at, failures):
+            if at is not None and now - float(at) < self.ttl:
+                continue
+            if failed is not None and int(failed) >= self.max_failures:
+                continue
+            out.append(url)
+        return out
+
+    def retryable(self, site_url: str) -> list[str]:
+        """URLs under `site_url` that failed before and have tries left."""
+        out = []
+        for url, failed in self.client.hscan_iter(self.keys.failures):
+            url = url.decode() if isinstance(url, bytes) else url
+            if url.startswith(site_url + "/") and int(failed) < self.max_failures:
+                out.append(url)
+        return out
+
+    def given_up(self, urls: list[str]) -> list[str]:
+        if not urls:
+            return []
+        failures = self.client.hmget(self.keys.failures, urls)
+        return [u for u, f in zip(urls, failures) if f is not None and int(f) >= self.max_failures]
+
+    def mark_seen(self, url: str, pipe=None, now: float | None = None) -> None:
+        """Record a 2xx page. Pass a pipeline to make it part of the transaction that queues the item."""
+        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
+        target.hset(self.keys.seen, url, f"{time.time() if now is None else now:.0f}")
+        target.hdel(self.keys.failures, url)
+        if pipe is None:
+            target.execute()
+
+    def mark_failed(self, url: str) -> int:
+        """Count a failed fetch; returns how many times this URL has failed."""
+        return int(self.client.hincrby(self.keys.failures, url, 1))
+
+    def count(self) -> int:
+        return int(self.client.hlen(self.keys.seen))
+
+    def sweep(self, now: float | None = None, batch: int = 1000) -> int:
+        """Forget URLs seen longer ago than the retention; returns how many were removed."""
+        now = time.time() if now is None else now
+        removed = 0
+        for_deletion = []
+        for url, at in self.client.hscan_iter(self.keys.seen, count=batch):
+            try:
+                expired = now - float(at) >= self.ttl
+            except ValueError:
+                expired = True
+            if expired:
+                for_deletion.append(url)
+            if len(for_deletion) >= batch:
+                removed += self.client.hdel(self.keys.seen, *for_deletion)
+                for_deletion = []
+        if for_deletion:
+            removed += self.client.hdel(self.keys.seen, *for_deletion)
+        return removed

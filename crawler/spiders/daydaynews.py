@@ -1,0 +1,186 @@
+"""The revisit spider for 天天要聞: list pages → new article URLs → article pages → extracted items.
+
+Reads the settings `NEWSWATCH` (site_url, categories, max_pages, seen record) and `NEWSWATCH_BASELINE`.
+
+A pass starts at each category's first list page, follows `?page=n` up to `max_pages`, and stops early at a
+page whose articles were all seen before. Only article pages not fetched before are requested. List pages
+are fetched conditionally (ETag / Last-Modified kept in Redis): an unchanged first page answers 304 and the
+pass ends there, at two requests counting robots.txt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+import scrapy
+from scrapy import signals
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
+
+from crawler.extract import extract_article, parse_list_page
+from crawler.seen import SeenRecord
+from crawler.sites import load_profile
+from newswatch.connection import connect
+
+log = logging.getLogger(__name__)
+
+
+class DaydaynewsSpider(scrapy.Spider):
+    name = "daydaynews"
+    custom_settings: dict = {}
+
+    def __init__(self, settings, client, *, baseline: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.nw = settings
+        self.client = client
+        self.keys = settings.keys
+        self.baseline = baseline
+        self.profile = load_profile("daydaynews")
+        self.seen = SeenRecord.from_settings(client, settings)
+        self.site_url = settings.site_url
+        self.validators: dict[str, str] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        settings = crawler.settings["NEWSWATCH"]
+        client = connect(settings, start_embedded=False)
+        spider = cls(settings, client, baseline=crawler.settings.getbool("NEWSWATCH_BASELINE"), *args, **kwargs)
+        spider._set_crawler(crawler)
+        crawler.signals.connect(spider.closed_client, signal=signals.spider_closed)
+        return spider
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(f"newswatch/{name}", n)
+
+    # -- list pages -------------------------------------------------------------------------------
+    async def start(self):
+        self.seen.sweep()
+        for category in self.nw.categories:
+            yield self._list_request(category, 1)
+        # Articles whose fetch failed on an earlier pass are retried whether or not a list page changed.
+        for url in self.seen.retryable(self.site_url):
+            yield self._article_request(url)
+
+    def _list_request(self, category: str, page: int) -> scrapy.Request:
+        url = self.profile.list_url(self.site_url, category, page)
+        headers = {}
+        if page == 1:
+            # Only the first page is worth a conditional request: it changes whenever anything is new.
+            cached = self.client.hget(self.keys.conditional, url)
+            if cached:
+                validators = json.loads(cached)
+                if validators.get("etag"):
+                    headers["If-None-Match"] = validators["etag"]
+                if validators.get("last_modified"):
+                    headers["If-Modified-Since"] = validators["last_modified"]
+        return scrapy.Request(url, headers=headers, callback=self.parse_list, errback=self.list_failed,
+                              cb_kwargs={"category": category, "page": page},
+                              meta={"handle_httpstatus_list": [304]}, dont_filter=True)
+
+    def parse_list(self, response, category: str, page: int):
+        if response.status == 304:
+            self._count("not_modified")
+            self._count("list_pages")
+            return
+        self._count("list_pages")
+        listing = parse_list_page(response.body, response.url, self.profile)
+        if listing.method != "profile":
+            self._count("list_fallback")
+        canonical = []
+        for url in listing.article_urls:
+            c = self.profile.canonical_url(self.site_url, url)
+            if c and c not in canonical:
+                canonical.append(c)
+        self._count("list_links", len(canonical))
+        todo = self.seen.unseen(canonical)
+        for url in todo:
+            yield self._article_request(url)
+        given_up = self.seen.given_up(canonical)
+        if given_up:
+            self._count("given_up", len(given_up))
+        if page == 1:
+            self._remember_validators(response)
+        if not canonical or not todo:
+            return  # nothing new past here: older pages hold older articles
+        if page < self.nw.max_pages:
+            yield self._list_request(category, page + 1)
+
+    def _remember_validators(self, response) -> None:
+        validators = {
+            "etag": (response.headers.get(b"ETag") or b"").decode("latin-1") or None,
+            "last_modified": (response.headers.get(b"Last-Modified") or b"").decode("latin-1") or None,
+        }
+        if validators["etag"] or validators["last_modified"]:
+            self.validators[response.url] = json.dumps(validators)
+
+    def closed_client(self, spider, reason):
+        # Validators are kept only when the pass finished: after a crash or a kill, the next pass must read
+        # the list page again rather than be told "not modified" about articles it never fetched.
+        if reason == "finished" and self.validators:
+            self.client.hset(self.keys.conditional, mapping=self.validators)
+        self.client.close()
+
+    def list_failed(self, failure):
+        self._count("errors")
+        self._count("list_errors")
+        log.warning("list page failed: %s (%s)", failure.request.url, _reason(failure))
+
+    # -- article pages ----------------------------------------------------------------------------
+    def _article_request(self, url: str, depth: int = 0) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
+                              cb_kwargs={"canonical": url, "depth": depth})
+
+    def parse_article(self, response, canonical: str, depth: int):
+        self._count("fetched")
+        ref = self.profile.article_ref(canonical)
+        article = extract_article(response.body, response.url, self.profile)
+        if any(method.startswith("generic") for method in article.methods.values()):
+            self._count("generic_extractor")
+        # Links to newer articles from the recommended block: followed once, never recursively.
+        if depth == 0:
+            links = [self.profile.canonical_url(self.site_url, u) for u in article.recommended_links]
+            for url in self.seen.unseen([u for u in dict.fromkeys(links) if u and u != canonical]):
+                yield self._article_request(url, depth=1)
+        if not article.paragraphs or not article.title:
+            self._count("no_body")
+            log.warning("no article text extracted from %s (methods: %s)", canonical, article.methods)
+            self.seen.mark_seen(canonical)  # it answered 2xx: seen, whatever it yielded
+            return
+        if not article.published_at:
+            self._count("no_date")
+            log.warning("%s: no publication time found (%s); published_at is null",
+                        canonical, "; ".join(article.warnings) or "no date element")
+        yield {
+            "id": ref.item_id,
+            "url": canonical,
+            "source": self.profile.source,
+            "title": article.title,
+            "published_at": article.published_at,
+            "category": article.category or self.profile.category_name(ref.category) or ref.category,
+            "summary": article.summary or "",
+            "body": article.body,
+            "lang": self.profile.lang,
+            "views": article.views,
+            "images": article.images,
+            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "extraction": dict(article.methods),
+        }
+
+    def article_failed(self, failure):
+        url = failure.request.cb_kwargs.get("canonical", failure.request.url)
+        self._count("errors")
+        failures = self.seen.mark_failed(url)
+        log.warning("article page failed (%d/%d): %s (%s)", failures, self.nw.max_fetch_failures, url,
+                    _reason(failure))
+
+
+def _reason(failure) -> str:
+    if failure.check(HttpError):
+        return f"HTTP {failure.value.response.status}"
+    if failure.check(DNSLookupError):
+        return "DNS lookup failed"
+    if failure.check(TimeoutError, TCPTimedOutError):
+        return "timed out"
+    return f"{failure.type.__name__}: {failure.getErrorMessage()}"

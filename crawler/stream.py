@@ -1,0 +1,95 @@
+"""The item stream: one XADD per genuinely new item, and trimming that never drops an undelivered one.
+
+Each entry has the fields `data` (the item as JSON), `id` and `url` (plain, for `redis-cli` readers).
+The stream is trimmed only of entries older than the retention (`stream_retention_days`) that every
+consumer group has read and acknowledged: `XTRIM MINID` up to the oldest entry any group still needs,
+never a plain `MAXLEN`, which could delete undelivered items. (Redis 6.2 has `MINID`.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+
+from newswatch.defaults import Keys
+
+log = logging.getLogger(__name__)
+
+
+def entry_fields(item: dict) -> dict[str, str]:
+    return {"data": json.dumps(item, ensure_ascii=False, sort_keys=True), "id": item["id"], "url": item["url"]}
+
+
+# Queue the item and mark its page seen as one atomic step, and only if no other process (a racing
+# crawler, or this one before a crash) already did: the stream gets exactly one entry per article.
+_PUBLISH_ONCE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if ARGV[5] == '1' then
+  redis.call('XADD', KEYS[3], '*', 'data', ARGV[3], 'id', ARGV[4], 'url', ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+class Publisher:
+    """Appends new items to the stream (see `_PUBLISH_ONCE`). With `queue=False` (a baseline pass) the
+    page is only recorded as seen."""
+
+    def __init__(self, client: redis.Redis, keys: Keys):
+        self.keys = keys
+        self.script = client.register_script(_PUBLISH_ONCE)
+
+    def publish(self, item: dict, *, queue: bool = True, now: float | None = None) -> bool:
+        """True when this call queued (or, for a baseline, recorded) the item; False if it already was."""
+        fields = entry_fields(item)
+        done = self.script(
+            keys=[self.keys.seen, self.keys.failures, self.keys.items],
+            args=[item["url"], f"{time.time() if now is None else now:.0f}", fields["data"], item["id"],
+                  "1" if queue else "0"])
+        return bool(done)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = entry_id.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def _older(a: str, b: str) -> str:
+    pa, pb = tuple(map(int, a.split("-"))), tuple(map(int, b.split("-")))
+    return a if pa <= pb else b
+
+
+def trim_floor(client: redis.Redis, stream: str, retention_seconds: float, now: float | None = None) -> str:
+    """The smallest entry id that must be kept: retention cutoff, or the oldest entry a group still needs."""
+    now = time.time() if now is None else now
+    floor = f"{int((now - retention_seconds) * 1000)}-0"
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no such stream
+        return floor
+    for group in groups:
+        name = group["name"]
+        last = group["last-delivered-id"]
+        last = last.decode() if isinstance(last, bytes) else str(last)
+        # Entries after last-delivered-id are unread by this group; keep them.
+        floor = _older(floor, _next_id(last))
+        if int(group.get("pending", 0)):
+            oldest = client.xpending(stream, name)["min"]
+            if oldest:
+                oldest = oldest.decode() if isinstance(oldest, bytes) else str(oldest)
+                floor = _older(floor, oldest)
+    return floor
+
+
+def trim(client: redis.Redis, keys: Keys, retention_days: float, now: float | None = None) -> int:
+    """Drop acknowledged entries older than the retention; returns how many were removed."""
+    floor = trim_floor(client, keys.items, retention_days * 86400, now)
+    removed = client.execute_command("XTRIM", keys.items, "MINID", floor)
+    if removed:
+        log.info("trimmed %d stream entries older than %s", removed, floor)
+    return int(removed)
