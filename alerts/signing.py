@@ -1,0 +1,51 @@
+"""Standard Webhooks v1 signatures: base64 HMAC-SHA256 over `id.timestamp.body` with a `whsec_` secret.
+
+A secret is `whsec_` followed by the base64 of the key (the form the spec and its libraries use). During
+rotation several secrets are configured; each signs the message and the signatures are sent space-separated
+in one `webhook-signature` header, so a receiver holding either secret accepts the delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from newswatch.errors import ConfigError
+
+SECRET_PREFIX = "whsec_"
+
+
+def decode_secret(secret: str, setting: str = "NEWSWATCH_WEBHOOK_SECRET") -> bytes:
+    """The key bytes of a `whsec_` secret; a malformed one is a ConfigError (which never shows the secret)."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ConfigError(setting, "expected secrets of the form whsec_<base64 key>")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(setting, "a whsec_ secret is not valid base64 after the prefix") from None
+    if len(key) < 16:
+        raise ConfigError(setting, f"a whsec_ secret's key is {len(key)} bytes; expected at least 16")
+    return key
+
+
+class Signer:
+    """Signs messages with one or more keys; built once per endpoint so secrets are parsed at start."""
+
+    def __init__(self, secrets: tuple[str, ...], setting: str = "NEWSWATCH_WEBHOOK_SECRET"):
+        self._keys = tuple(decode_secret(s, setting) for s in secrets)
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def __repr__(self) -> str:  # keys must never reach a log line
+        return f"Signer({len(self._keys)} keys)"
+
+    def signature(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        """The `webhook-signature` header value: `v1,<base64>` per key, space-separated."""
+        message = f"{msg_id}.{timestamp}.".encode() + body
+        return " ".join(
+            "v1," + base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+            for key in self._keys
+        )
