@@ -36,6 +36,9 @@ MAX_LIST_URLS = 2_000
 MAX_LINE_FOR_REGEX = 500
 MAX_DATE_TEXT = 120
 SUMMARY_CHARS = 120
+# What the generic extractor finds on a page with no article is a stray line or two (a label, garbage);
+# below this much text it is not a body.
+MIN_GENERIC_BODY_CHARS = 30
 
 BLOCK_TAGS = frozenset(
     "p div br li ul ol h1 h2 h3 h4 h5 h6 section article header footer blockquote figure figcaption "
@@ -366,6 +369,8 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
             result.title, methods["title"] = generic_title[:MAX_LINE_FOR_REGEX], "generic:trafilatura"
         if not paragraphs:
             paragraphs = _clean_paragraphs(generic_lines, result.title, lead, profile)
+            if sum(map(len, paragraphs)) < MIN_GENERIC_BODY_CHARS:
+                paragraphs = []
             if paragraphs:
                 methods["body"] = "generic:trafilatura"
     result.paragraphs = paragraphs

@@ -136,8 +136,10 @@ def _line_from_message(message: str) -> int | None:
 
 
 def _line_of(source: str, needle: str) -> int | None:
+    """The first line holding `needle`: a quoted term, `[table]`, or `key` (then only as `key =`)."""
+    key = re.compile(rf"^\s*{needle}\s*=") if re.fullmatch(r"[A-Za-z_]+", needle) else None
     for number, line in enumerate(source.splitlines(), 1):
-        if needle in line:
+        if (key.search(line) if key else needle in line):
             return number
     return None
 
@@ -158,7 +160,7 @@ def _build(data: dict, source: str, path: str) -> Topic:
         raise TopicFileError(path, "missing `name` (a string naming the topic)", _line_of(source, "name"))
     sides = data.get("sides")
     if not isinstance(sides, dict) or not sides:
-        raise TopicFileError(path, "missing [sides.<side>] tables of terms and weights", _line_of(source, "sides"))
+        raise TopicFileError(path, "missing [sides.<side>] tables of terms and weights", _line_of(source, "[sides"))
     terms: dict[str, list[tuple[str, float]]] = {}
     for side, table in sides.items():
         if not isinstance(table, dict) or not table:
@@ -176,7 +178,7 @@ def _build(data: dict, source: str, path: str) -> Topic:
                              _line_of(source, "require"))
     compound = data.get("compound", {})
     if not isinstance(compound, dict):
-        raise TopicFileError(path, "[compound] must map terms to lists of sides", _line_of(source, "compound"))
+        raise TopicFileError(path, "[compound] must map terms to lists of sides", _line_of(source, "[compound]"))
     for term, its_sides in compound.items():
         if not isinstance(its_sides, list) or not its_sides or not all(s in sides for s in its_sides):
             raise TopicFileError(path, f"compound term {term!r} must list sides defined under [sides], "
