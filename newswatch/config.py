@@ -234,6 +234,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("webhook_backoff_cap", _number(float, minimum=0.001), defaults.WEBHOOK_BACKOFF_CAP, "longest wait between delivery attempts, seconds (also caps a receiver's Retry-After)"),
     Spec("webhook_claim_idle", _number(float, minimum=0.1), defaults.WEBHOOK_CLAIM_IDLE, "seconds a delivery may sit untouched before another worker takes it over from a dead one"),
     Spec("webhook_consumer", _text(), None, "consumer name of this alert worker in each group (default: the host name)"),
+    Spec("run_alerts", _bool, True, "`newswatch run` also runs the alert worker when a webhook is configured (0 when it runs as its own service)"),
     Spec("leader_ttl", _number(int, minimum=3), defaults.DEFAULT_LEADER_TTL, "seconds the scheduler's leader lock lives unless renewed"),
     Spec("history_size", _number(int, minimum=1), defaults.DEFAULT_HISTORY_SIZE, "runs kept in the run history"),
     Spec("failed_runs_alert", _number(int, minimum=1), defaults.DEFAULT_FAILED_RUNS_ALERT, "failed runs in a row that raise an alert"),
@@ -299,6 +300,7 @@ class Settings:
     webhook_backoff_cap: float = defaults.WEBHOOK_BACKOFF_CAP
     webhook_claim_idle: float = defaults.WEBHOOK_CLAIM_IDLE
     webhook_consumer: str | None = None
+    run_alerts: bool = True
     leader_ttl: int = defaults.DEFAULT_LEADER_TTL
     history_size: int = defaults.DEFAULT_HISTORY_SIZE
     failed_runs_alert: int = defaults.DEFAULT_FAILED_RUNS_ALERT
