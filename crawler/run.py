@@ -37,11 +37,8 @@ def run_pass(settings, *, baseline: bool = False, progress=None) -> dict:
     from crawler.spiders.daydaynews import DaydaynewsSpider
 
     started = time.time()
-    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress),
-                             install_root_handler=False)
-    if settings.log_level != "DEBUG":
-        for name in ("scrapy", "twisted", "py.warnings", "trafilatura", "htmldate"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_loggers(settings.log_level)
+    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress))
     crawler = process.create_crawler(DaydaynewsSpider)
     process.crawl(crawler)
     process.start()
@@ -55,6 +52,31 @@ def run_pass(settings, *, baseline: bool = False, progress=None) -> dict:
     return {"outcome": outcome, "counts": counts, "alerts": alerts, "baseline": baseline,
             "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
             "finish_reason": stats.get("finish_reason")}
+
+
+_CHATTY = ("scrapy", "twisted", "py.warnings", "trafilatura", "htmldate", "courlan", "filelock", "asyncio",
+           "redis.connection")
+
+
+class _QuietLibraries(logging.Filter):
+    """Scrapy and the extraction libraries are chatty; newswatch counts and reports what matters itself.
+    A filter on the handlers, because Scrapy resets its loggers' levels when a crawler process starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "scrapy.downloadermiddlewares.robotstxt":
+            # A robots.txt that cannot be fetched means "allowed"; the page's own failure is reported.
+            return record.levelno >= logging.CRITICAL
+        if record.name.startswith(_CHATTY):
+            return record.levelno >= logging.ERROR
+        return True
+
+
+def quiet_loggers(level: str) -> None:
+    if level == "DEBUG":
+        return
+    for handler in logging.root.handlers:
+        if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
+            handler.addFilter(_QuietLibraries())
 
 
 def judge(counts: dict, finish_reason: str) -> tuple[str, list[str]]:
@@ -113,11 +135,13 @@ class _ProgressLine:
 def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False) -> int:
     load_topic(settings.topics)  # a broken topic file is a configuration error: exit 2 before crawling
     trigger = os.environ.get("NEWSWATCH_RUN_TRIGGER") or ("baseline" if baseline else "manual")
-    progress = None if quiet else _ProgressLine(sys.stderr)
+    line = None if quiet else _ProgressLine(sys.stderr)
+    # Scrapy deep-copies its settings: hand it a plain function, not the object holding sys.stderr.
+    progress = None if line is None else (lambda counts: line(counts))
     with redis_session(settings) as client:
         summary = run_pass(settings, baseline=baseline, progress=progress)
-        if progress:
-            progress.done()
+        if line:
+            line.done()
         for alert in summary["alerts"]:
             log.error("crawl alert: %s", alert)
         summary.update(id=uuid.uuid4().hex[:12], trigger=trigger, site_url=settings.site_url)

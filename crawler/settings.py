@@ -39,8 +39,10 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None) -> dict:
         "REDIRECT_MAX_TIMES": 5,
         "METAREFRESH_ENABLED": False,
         "DNS_TIMEOUT": min(settings.download_timeout, 30),
-        "LOG_LEVEL": "DEBUG" if settings.log_level == "DEBUG" else "WARNING",
-        "LOG_ENABLED": True,
+        # Scrapy installs no log handler of its own: its records go to newswatch's (see crawler.run).
+        "LOG_ENABLED": False,
+        "LOG_INSTALL_ROOT_HANDLER": False,
+        "LOG_LEVEL": settings.log_level,
         "STATS_DUMP": False,
         "LOGSTATS_INTERVAL": 0,
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
