@@ -50,6 +50,7 @@ DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was en
 MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
 MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
 REDIS_ERROR_PAUSE = 1.0
+_LIVE_TOKENS: set[str] = set()  # consumer leases held by this process (tells ours from a predecessor's)
 
 
 def _text(value) -> str:
@@ -86,7 +87,8 @@ class ConsumerLease:
             return False
         pid = int(pid_text)
         if pid == os.getpid():
-            return True  # an earlier incarnation with our pid (a container restart): not a live rival
+            # ours: alive if this process holds it now, else an earlier incarnation (a container restart)
+            return holder not in _LIVE_TOKENS
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -98,13 +100,14 @@ class ConsumerLease:
     def acquire(self) -> str:
         for name in (self.base, f"{self.base}-{os.getpid()}-{uuid.uuid4().hex[:4]}"):
             key = self.key_for(name)
-            if self.client.set(key, self.token, nx=True, px=self.ttl_ms):
+            taken = bool(self.client.set(key, self.token, nx=True, px=self.ttl_ms))
+            if not taken:
+                holder = self.client.get(key)
+                if holder is not None and self._holder_dead(_text(holder)):
+                    taken = bool(self.client.set(key, self.token, px=self.ttl_ms))
+            if taken:
                 self.name, self.key = name, key
-                return name
-            holder = self.client.get(key)
-            if holder is not None and self._holder_dead(_text(holder)):
-                self.client.set(key, self.token, px=self.ttl_ms)
-                self.name, self.key = name, key
+                _LIVE_TOKENS.add(self.token)
                 return name
         raise AssertionError("a random consumer name was taken")  # pragma: no cover
 
@@ -115,6 +118,7 @@ class ConsumerLease:
             self.client.set(self.key, self.token, nx=True, px=self.ttl_ms)
 
     def release(self) -> None:
+        _LIVE_TOKENS.discard(self.token)
         if _text(self.client.get(self.key) or b"") == self.token:
             self.client.delete(self.key)
 
@@ -363,6 +367,9 @@ class EndpointRunner:
         return bool(rows)
 
     def _attempt(self, sender: Sender, entry_id: str, fields: dict | None, fresh: bool) -> None:
+        if self._disabled:  # read just before a 410 disabled the endpoint: it waits with the others
+            self._schedule(entry_id, fields, 0.0)
+            return
         if not fresh and not self._owned(entry_id):
             self._forget(entry_id)  # another worker took it over while we waited: it is theirs now
             return
