@@ -55,14 +55,14 @@ def test_retries_keep_the_id_and_refresh_the_timestamp(redis_client, keys, make_
 
     with Receiver(plan=[Answer(500)]) as receiver:
         settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_SECRET=SECRET,
-                                 **(FAST | {"NEWSWATCH_WEBHOOK_BACKOFF_BASE": "1.2", "NEWSWATCH_WEBHOOK_BACKOFF_CAP": "2"}))
+                                 **(FAST | {"NEWSWATCH_WEBHOOK_BACKOFF_BASE": "2", "NEWSWATCH_WEBHOOK_BACKOFF_CAP": "2"}))
         publish(redis_client, keys, [item(3)])
         with running_worker(redis_client, settings):
             assert receiver.wait_count(2)
     first, second = receiver.requests[:2]
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == "ddn-3"
     assert first.body == second.body
-    # backoff base 1.2 s with equal jitter: the retry comes at least 0.6 s later, in a later second
+    # backoff base 2 s with equal jitter: the retry comes at least 1 s later, in a later second
     assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
     for request in (first, second):
         Webhook(SECRET).verify(request.body, request.headers)

@@ -1,0 +1,150 @@
+"""Chat-bot formats: each platform's body, its signing, and its in-body error codes (HTTP 200 on failure)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from alerts.formats import for_endpoint
+from alerts.ratelimit import RateLimiter
+from newswatch.config import Endpoint
+from newswatch.errors import ConfigError
+from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker, wait_until
+
+
+def chat_settings(make_settings, tmp_path, receiver, fmt, secret=None, rate=6000):
+    lines = ["[[webhooks]]", f'name = "{fmt}bot"', f'url = "{receiver.url}"', f'format = "{fmt}"',
+             f"rate_per_minute = {rate}"]
+    if secret:
+        lines.append(f'secret = "{secret}"')
+    path = tmp_path / f"{fmt}.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return make_settings(NEWSWATCH_CONFIG=str(path), **FAST)
+
+
+def run_one(redis_client, keys, settings, receiver, n_requests, it=None):
+    name = settings.endpoints[0].name
+    publish(redis_client, keys, [it or item(1)])
+    with running_worker(redis_client, settings) as worker:
+        assert receiver.wait_count(n_requests)
+        assert wait_until(lambda: redis_client.xpending(keys.items, keys.group(name))["pending"] == 0)
+    return worker.stats[name]
+
+
+def test_slack_body_and_ok_answer(redis_client, keys, make_settings, tmp_path):
+    with Receiver(plan=[Answer(200, b'{"ok": false, "error": "invalid_blocks"}')], default=Answer(200, b"ok")) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, "slack")
+        stats = run_one(redis_client, keys, settings, receiver, 2, item(1, title="A & B <talks>"))
+    assert stats == {"delivered": 1, "failed_attempts": 1, "dead": 0, "claimed": 0}
+    body = receiver.requests[-1].json
+    section = body["blocks"][0]["text"]
+    assert section["type"] == "mrkdwn"
+    assert "<https://daydaynews.cc/zh-hant/international/1.html|A &amp; B &lt;talks&gt;>" in section["text"]
+    assert "國際" in section["text"] and body["text"]
+
+
+def test_feishu_signature_and_error_code(redis_client, keys, make_settings, tmp_path):
+    secret = "feishu-sign-secret"
+    with Receiver(plan=[Answer(200, b'{"code": 19021, "msg": "sign match fail or timestamp is not within one hour"}')],
+                  default=Answer(200, b'{"code": 0, "msg": "success", "data": {}}')) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, "feishu", secret)
+        stats = run_one(redis_client, keys, settings, receiver, 2)
+    assert stats["delivered"] == 1 and stats["failed_attempts"] == 1
+    body = receiver.requests[-1].json
+    assert abs(int(body["timestamp"]) - time.time()) < 120
+    # Feishu's documented scheme: HMAC-SHA256 keyed with "timestamp\nsecret" over nothing, base64
+    expected = base64.b64encode(hmac.new(f"{body['timestamp']}\n{secret}".encode(), b"", hashlib.sha256).digest()).decode()
+    assert body["sign"] == expected
+    assert body["msg_type"] == "post"
+    post = body["content"]["post"]["zh_cn"]
+    assert post["title"] == "美俄會談 第1輪"
+    assert {"tag": "a", "text": "閱讀原文", "href": item(1)["url"]} in [c for row in post["content"] for c in row]
+
+
+def test_dingtalk_signature_in_query_and_errcode(redis_client, keys, make_settings, tmp_path):
+    secret = "SECabcdef0123456789"
+    with Receiver(plan=[Answer(200, b'{"errcode": 310000, "errmsg": "keywords not in content"}')],
+                  default=Answer(200, b'{"errcode": 0, "errmsg": "ok"}')) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, "dingtalk", secret)
+        stats = run_one(redis_client, keys, settings, receiver, 2)
+    assert stats["delivered"] == 1 and stats["failed_attempts"] == 1
+    request = receiver.requests[-1]
+    query = parse_qs(urlsplit(request.path).query)
+    timestamp = query["timestamp"][0]
+    assert abs(int(timestamp) / 1000 - time.time()) < 120
+    # DingTalk's documented scheme: HMAC-SHA256 keyed with the secret over "timestamp\nsecret", base64, URL-encoded
+    expected = base64.b64encode(hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()).decode()
+    assert unquote(request.path.split("sign=")[1]) == expected
+    body = request.json
+    assert body["msgtype"] == "markdown"
+    assert body["markdown"]["title"] == "美俄會談 第1輪"
+    assert "[閱讀原文](https://daydaynews.cc/zh-hant/international/1.html)" in body["markdown"]["text"]
+
+
+def test_wecom_rate_limit_code_is_retried_and_body_fits(redis_client, keys, make_settings, tmp_path):
+    with Receiver(plan=[Answer(200, b'{"errcode": 45009, "errmsg": "api freq out of limit"}')],
+                  default=Answer(200, b'{"errcode": 0, "errmsg": "ok"}')) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, "wecom")
+        stats = run_one(redis_client, keys, settings, receiver, 2, item(1, summary="長" * 5000))
+    assert stats["delivered"] == 1 and stats["failed_attempts"] == 1
+    content = receiver.requests[-1].json["markdown"]["content"]
+    assert len(content.encode()) <= 4096
+    assert "[美俄會談 第1輪](https://daydaynews.cc/zh-hant/international/1.html)" in content
+
+
+def test_chat_answer_without_error_code_is_not_a_delivery(redis_client, keys, make_settings, tmp_path):
+    with Receiver(default=Answer(200, b"<html>proxy error</html>")) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, "dingtalk")
+        settings = settings.with_overrides(webhook_max_attempts="2")
+        publish(redis_client, keys, [item(1)])
+        with running_worker(redis_client, settings):
+            assert wait_until(lambda: redis_client.xlen(keys.dead) == 1)
+    error = redis_client.xrange(keys.dead)[0][1][b"error"].decode()
+    assert "not JSON" in error
+
+
+def test_dingtalk_default_rate_is_20_a_minute(redis_client, keys):
+    fmt = for_endpoint(Endpoint(name="d", url="https://oapi.dingtalk.com/robot/send?access_token=x", format="dingtalk"))
+    assert fmt.rate_per_minute == 20
+    limiter = RateLimiter(redis_client, keys.rate("d"), fmt.rate_per_minute)
+    waits = [limiter.reserve() for _ in range(3)]
+    # slots 3 s apart: the third message may go no sooner than ~6 s from now
+    assert waits[0] == 0 and 2.5 < waits[1] <= 3.0 and 5.5 < waits[2] <= 6.0
+
+
+def test_platform_secrets_are_single(tmp_path):
+    with pytest.raises(ConfigError, match="one secret"):
+        for_endpoint(Endpoint(name="f", url="https://open.feishu.cn/x", format="feishu", secrets=("a", "b")))
+    with pytest.raises(ConfigError, match="NEWSWATCH_WEBHOOK_SECRET"):
+        for_endpoint(Endpoint(name="default", url="https://example.com/x", secrets=("plain",)))
+
+
+def test_formats_carry_no_secret_into_repr():
+    endpoint = Endpoint(name="f", url="https://oapi.dingtalk.com/robot/send?access_token=tok123", format="dingtalk",
+                        secrets=("SECsecret",))
+    assert "tok123" not in repr(endpoint) and "SECsecret" not in repr(endpoint)
+    assert json.dumps(for_endpoint(endpoint).request(item(1), "ddn-1", "2025-01-01T00:00:00Z").headers).find("SEC") == -1
+
+
+def test_failures_never_log_the_url_token_or_secret(redis_client, keys, make_settings, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    with Receiver(default=Answer(500)) as receiver:
+        receiver_url = receiver.url
+        path = tmp_path / "d.toml"
+        path.write_text(f'[[webhooks]]\nname = "ding"\nurl = "{receiver_url}?access_token=tok-topsecret-1"\n'
+                        f'format = "dingtalk"\nsecret = "SEC-very-secret-2"\nrate_per_minute = 6000\n', encoding="utf-8")
+        settings = make_settings(NEWSWATCH_CONFIG=str(path), NEWSWATCH_WEBHOOK_MAX_ATTEMPTS="2", **FAST)
+        publish(redis_client, keys, [item(1)])
+        with running_worker(redis_client, settings):
+            assert wait_until(lambda: redis_client.xlen(keys.dead) == 1)
+    assert "access_token=tok-topsecret-1" in receiver.requests[0].path  # it was used...
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "dead letters" in text
+    assert "tok-topsecret-1" not in text and "SEC-very-secret-2" not in text  # ...and never logged
+    assert b"tok-topsecret-1" not in b"".join(v for _, f in redis_client.xrange(keys.dead) for v in f.values())
