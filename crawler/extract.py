@@ -39,6 +39,9 @@ SUMMARY_CHARS = 120
 # What the generic extractor finds on a page with no article is a stray line or two (a label, garbage);
 # below this much text it is not a body.
 MIN_GENERIC_BODY_CHARS = 30
+# trafilatura's time grows faster than the page (its own MAX_TREE_SIZE is checked only after the work is
+# done); a real article page has a few thousand elements: a page with more is not handed to it.
+MAX_GENERIC_ELEMENTS = 15_000
 
 BLOCK_TAGS = frozenset(
     "p div br li ul ol h1 h2 h3 h4 h5 h6 section article header footer blockquote figure figcaption "
@@ -291,16 +294,22 @@ def _clean_paragraphs(lines: list[str], title: str | None, lead: str | None,
     return out
 
 
-def _generic(root, url: str) -> tuple[str | None, list[str]]:
+def _generic(root, url: str, want_title: bool, warnings: list[str]) -> tuple[str | None, list[str]]:
     """Title and text lines by trafilatura, on a tree the caller has already stripped of site furniture."""
     import trafilatura
 
+    size = sum(1 for _ in root.iter())
+    if size > MAX_GENERIC_ELEMENTS:
+        log.warning("generic extractor skipped on %s: %d elements (limit %d)", url, size, MAX_GENERIC_ELEMENTS)
+        warnings.append(f"generic-skipped: {size} elements")
+        return None, []
     try:
         # A tree (not a URL) in, and no fetching anywhere: trafilatura only reads what it is given.
-        doc = trafilatura.bare_extraction(root, url=url, with_metadata=True, include_comments=False,
+        doc = trafilatura.bare_extraction(root, url=url, with_metadata=want_title, include_comments=False,
                                           include_tables=False, include_images=False)
     except Exception as exc:  # a third-party parser on hostile input: degrade, never raise
         log.warning("generic extractor failed on %s: %s: %s", url, type(exc).__name__, exc)
+        warnings.append(f"generic-failed: {type(exc).__name__}")
         return None, []
     if doc is None:
         return None, []
@@ -364,7 +373,7 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
         fields_css = [css.split("::")[0] for key in ("title", "date", "category", "views")
                       for css in spec.get(key, [])]
         _drop_all(page, spec.get("page_exclude", []) + spec.get("body_exclude", []) + fields_css)
-        generic_title, generic_lines = _generic(page, url)
+        generic_title, generic_lines = _generic(page, url, not result.title, result.warnings)
         if not result.title and generic_title:
             result.title, methods["title"] = generic_title[:MAX_LINE_FOR_REGEX], "generic:trafilatura"
         if not paragraphs:
