@@ -229,8 +229,10 @@ class EndpointRunner:
             self.stats[name] += n
 
     def _free(self) -> int:
+        # up to one extra batch queued behind the running deliveries, so a thread that finishes finds
+        # its next item without waiting for a Redis round trip; queued items are pending in Redis (ours)
         with self._cv:
-            return self.concurrency - self._inflight
+            return 2 * self.concurrency - self._inflight
 
     def _until_due(self) -> float:
         with self._cv:
@@ -252,7 +254,7 @@ class EndpointRunner:
         now = time.time()
         while True:
             with self._cv:
-                if not self._heap or self._heap[0][0] > now or self._inflight >= self.concurrency:
+                if not self._heap or self._heap[0][0] > now or self._inflight >= 2 * self.concurrency:
                     return
                 _, _, entry_id, fields = heapq.heappop(self._heap)
                 self._inflight += 1
@@ -345,6 +347,9 @@ class EndpointRunner:
                     return
                 entry_id, fields, fresh = job
                 try:
+                    if self._stop.is_set():  # not started yet: left pending, resumed on the next start
+                        self._forget(entry_id)
+                        continue
                     self._attempt(sender, entry_id, fields, fresh)
                 except Exception as exc:  # noqa: BLE001 - Redis down or a bug: keep the item, try later
                     log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again",

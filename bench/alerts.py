@@ -1,0 +1,238 @@
+"""Alert delivery benchmark: deliveries per second and XADD→receipt latency, against a local receiver.
+
+    python bench/alerts.py [--items 5000] [--concurrency 8] [--latency-items 500] [--redis-url URL]
+
+1. Throughput: queue N items, start the worker, time until the receiver has every webhook-id.
+   Anchor, side by side: the same signed requests POSTed by the same number of threads over kept-alive
+   connections with no Redis and no worker, i.e. the ceiling this receiver and machine allow.
+2. Latency: with the worker idle and waiting, XADD items one at a time (every 5 ms) and measure XADD →
+   receipt, p50 and p99.
+
+The receiver is a ThreadingHTTPServer in a separate process (so it does not share the worker's GIL) that
+records (webhook-id, receipt time) per request. Results go to bench/results/alerts.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis  # noqa: E402
+
+from alerts.delivery import Sender  # noqa: E402
+from alerts.formats import Request, StandardFormat  # noqa: E402
+from alerts.worker import AlertWorker  # noqa: E402
+from newswatch.config import Endpoint, Settings  # noqa: E402
+
+SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
+
+
+def _receiver(port: int, ready, conn) -> None:
+    received: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            now = time.time()
+            with lock:
+                received.append((self.headers.get("webhook-id"), now))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ready.set()
+    while True:
+        command = conn.recv()
+        if command == "count":
+            with lock:
+                conn.send(len(received))
+        elif command == "dump":
+            with lock:
+                conn.send(list(received))
+                received.clear()
+        elif command == "stop":
+            server.shutdown()
+            return
+
+
+class RemoteReceiver:
+    def __init__(self):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._conn, child = multiprocessing.Pipe()
+        ready = multiprocessing.Event()
+        self._proc = multiprocessing.Process(target=_receiver, args=(self.port, ready, child), daemon=True)
+        self._proc.start()
+        ready.wait(10)
+
+    def count(self) -> int:
+        self._conn.send("count")
+        return self._conn.recv()
+
+    def dump(self) -> list[tuple[str, float]]:
+        self._conn.send("dump")
+        return self._conn.recv()
+
+    def wait(self, n: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= n:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._proc.join(5)
+
+
+def item(n: int) -> dict:
+    return {"id": f"bench-{n}", "url": f"https://daydaynews.cc/zh-hant/international/{n}.html",
+            "source": "daydaynews", "title": f"美俄會談 第{n}輪", "published_at": "2025-03-01T10:00:00+08:00",
+            "category": "國際", "summary": "美國與俄羅斯代表在利雅得舉行會談。" * 3,
+            "body": "美國與俄羅斯代表在利雅得舉行會談。\n雙方同意繼續對話。" * 20, "lang": "zh-Hant",
+            "topic": {"name": "us-russia-talks", "score": 3.0, "matched": ["美俄", "會談"]},
+            "simhash": "0123456789abcdef", "fetched_at": "2025-03-01T02:00:05+00:00", "views": 10, "images": []}
+
+
+def anchor(receiver: RemoteReceiver, n: int, threads: int) -> float:
+    """The same signed requests, POSTed by `threads` threads with no Redis and no worker: deliveries/s."""
+    fmt = StandardFormat(Endpoint(name="bench", url=receiver.url, secrets=(SECRET,), allow_private=True))
+    requests = [fmt.request(item(i), f"anchor-{i}", "2025-03-01T02:00:05.000Z") for i in range(n)]
+    chunks = [requests[i::threads] for i in range(threads)]
+
+    def post_all(chunk: list[Request]):
+        sender = Sender(timeout=10, allow_private=True)
+        for request in chunk:
+            sender.post(request)
+        sender.close()
+
+    workers = [threading.Thread(target=post_all, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    receiver.dump()
+    return n / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--latency-items", type=int, default=500)
+    parser.add_argument("--redis-url", default=os.environ.get("NEWSWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "alerts.txt"))
+    args = parser.parse_args()
+
+    client = redis.Redis.from_url(args.redis_url)
+    server_version = client.info("server")["redis_version"]
+    prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
+    receiver = RemoteReceiver()
+    lines = []
+    try:
+        settings = Settings.load({
+            "NEWSWATCH_REDIS_URL": args.redis_url, "NEWSWATCH_KEY_PREFIX": prefix,
+            "NEWSWATCH_WEBHOOK_URL": receiver.url, "NEWSWATCH_WEBHOOK_SECRET": SECRET,
+            "NEWSWATCH_WEBHOOK_ALLOW_PRIVATE": "1", "NEWSWATCH_WEBHOOK_CONCURRENCY": str(args.concurrency),
+            "NEWSWATCH_WEBHOOK_CONSUMER": "bench",
+        })
+        keys = settings.keys
+
+        ceiling = anchor(receiver, args.items, args.concurrency)
+
+        # 1. throughput from a backlog
+        pipe = client.pipeline(transaction=False)
+        for n in range(args.items):
+            it = item(n)
+            pipe.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+        pipe.execute()
+        worker = AlertWorker(client, settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        start_wall = time.time()
+        thread.start()
+        if not receiver.wait(args.items, timeout=300):
+            print("the receiver did not get every item within 300 s", file=sys.stderr)
+            return 1
+        got = receiver.dump()
+        ids = {i for i, _ in got}
+        missing = args.items - len(ids & {f"bench-{n}" for n in range(args.items)})
+        elapsed = max(t for _, t in got) - start_wall
+        rate = args.items / elapsed
+
+        # 2. latency with an idle, waiting worker
+        sent: dict[str, float] = {}
+        for n in range(args.items, args.items + args.latency_items):
+            it = item(n)
+            sent[it["id"]] = time.time()
+            client.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+            time.sleep(0.005)
+        receiver.wait(args.latency_items, timeout=60)
+        arrivals = {}
+        for msg_id, at in receiver.dump():
+            arrivals.setdefault(msg_id, at)
+        latencies = sorted((arrivals[i] - sent[i]) * 1000 for i in sent if i in arrivals)
+        stop.set()
+        thread.join(30)
+
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        lines = [
+            f"newswatch alert delivery benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"Redis {server_version}; receiver: ThreadingHTTPServer in a separate process on loopback",
+            f"command: python bench/alerts.py --items {args.items} --concurrency {args.concurrency} "
+            f"--latency-items {args.latency_items}",
+            "",
+            f"throughput, {args.items} queued items, Standard Webhooks signed, concurrency {args.concurrency}:",
+            f"  alert worker (Redis group → POST → XACK):   {rate:8.0f} deliveries/s  ({elapsed:.2f} s, "
+            f"{len(got)} requests, {missing} missing)",
+            f"  anchor: bare POSTs, same threads, no Redis: {ceiling:8.0f} requests/s",
+            f"  ratio worker / anchor:                      {rate / ceiling:8.2f}",
+            "",
+            f"latency XADD → receipt, {len(latencies)} items added one at a time every 5 ms to an idle worker:",
+            f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {latencies[-1]:.1f} ms",
+        ]
+    finally:
+        receiver.stop()
+        stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if stale:
+            client.delete(*stale)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
