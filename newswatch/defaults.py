@@ -39,6 +39,14 @@ DEFAULT_MAX_FETCH_FAILURES = 5
 # Dedupe
 DEFAULT_DEDUPE_RETENTION_DAYS = 30
 DEFAULT_DEDUPE_MIN_CHARS = 80
+# Near-duplicate decision (crawler/dedupe.py). Two articles are one story when their whole-text SimHash
+# fingerprints differ in at most DEDUPE_MAX_DISTANCE bits, or when the sentences they share make up at
+# least DEDUPE_CONTAINMENT_PER_MILLE/1000 of the shorter one (and DEDUPE_MIN_SHARED_CHARS characters).
+DEDUPE_MAX_DISTANCE = 3
+DEDUPE_BLOCKS = 4  # Manku et al.: DEDUPE_MAX_DISTANCE + 1 blocks, so a match agrees on one block exactly
+DEDUPE_CONTAINMENT_PER_MILLE = 500
+DEDUPE_MIN_SHARED_CHARS = 60
+DEDUPE_MIN_SENTENCE_CHARS = 8
 
 # Stream
 DEFAULT_STREAM_RETENTION_DAYS = 7
