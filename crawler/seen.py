@@ -41,7 +41,7 @@ class SeenRecord:
         pipe.hmget(self.keys.failures, urls)
         seen_at, failures = pipe.execute()
         out = []
-        for url, at, failed in zip(urls, seen_at, failures):
+        for url, at, failed in zip(urls, seen_at, failures, strict=True):
             if at is not None and now - float(at) < self.ttl:
                 continue
             if failed is not None and int(failed) >= self.max_failures:
@@ -62,7 +62,7 @@ class SeenRecord:
         if not urls:
             return []
         failures = self.client.hmget(self.keys.failures, urls)
-        return [u for u, f in zip(urls, failures) if f is not None and int(f) >= self.max_failures]
+        return [u for u, f in zip(urls, failures, strict=True) if f is not None and int(f) >= self.max_failures]
 
     def mark_seen(self, url: str, pipe=None, now: float | None = None) -> None:
         """Record a 2xx page. Pass a pipeline to make it part of the transaction that queues the item."""

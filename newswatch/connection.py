@@ -18,14 +18,14 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import redis
+from filelock import FileLock, Timeout
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from filelock import FileLock, Timeout
 
 from newswatch.errors import RedisUnavailable
 
@@ -90,10 +90,13 @@ class EmbeddedRedis:
     def _answers(self) -> bool:
         if not self.socket.exists():
             return False
+        probe = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)  # no retries
         try:
-            return bool(client_from_url(self.url, socket_timeout=2, socket_connect_timeout=2).ping())
+            return bool(probe.ping())
         except (redis.RedisError, OSError):
             return False
+        finally:
+            probe.close()
 
     def ensure(self) -> str:
         """Start the server unless one already answers on this data folder; returns its URL."""
@@ -155,7 +158,7 @@ class EmbeddedRedis:
         """Shut the server down (saving the AOF). With `only_if_alone`, leave it up while others use it."""
         if not self._answers():
             return False
-        client = client_from_url(self.url)
+        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=2)
         try:
             if only_if_alone and len(client.client_list()) > 1:
                 return False

@@ -46,7 +46,7 @@ class DaydaynewsSpider(scrapy.Spider):
     def from_crawler(cls, crawler, *args, **kwargs):
         settings = crawler.settings["NEWSWATCH"]
         client = connect(settings, start_embedded=False)
-        spider = cls(settings, client, baseline=crawler.settings.getbool("NEWSWATCH_BASELINE"), *args, **kwargs)
+        spider = cls(settings, client, *args, baseline=crawler.settings.getbool("NEWSWATCH_BASELINE"), **kwargs)
         spider._set_crawler(crawler)
         crawler.signals.connect(spider.closed_client, signal=signals.spider_closed)
         return spider
