@@ -138,6 +138,7 @@ class Daemon:
         self.embedded = None
         self.lock: LeaderLock | None = None
         self.leading = False
+        self.standby_logged = False
         self.scheduler = None
         self.worker: subprocess.Popen | None = None
         self.worker_backoff = 1.0
@@ -188,10 +189,14 @@ class Daemon:
             return lock.renew_every
         if lock.acquire():
             log.info("leader now (%s): scheduling revisits", lock.holder)
-            self.leading = True
+            self.leading, self.standby_logged = True, False
             self._start_scheduler()
             self._publish_next_run()
             return lock.renew_every
+        if not self.standby_logged:
+            log.info("standby: %s holds the leader lock; taking over if it stops renewing it",
+                     lock.current_holder() or "another instance")
+            self.standby_logged = True
         # a standby: sleep until the leader's lock would expire, so a dead leader is replaced within its TTL
         pttl = self.client.pttl(self.keys.leader)
         return min(max(pttl / 1000 + 0.05, 0.05), lock.renew_every) if pttl and pttl > 0 else 0.05

@@ -1,0 +1,340 @@
+"""`newswatch run` as real processes against the site replica, a real Redis and a loopback Sentry.
+
+Each test starts daemons with a short interval (2 s, no jitter) and a 3 s leader TTL, waits with
+generous deadlines for what must happen, and checks the process tree with psutil.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psutil
+import pytest
+import redis
+
+from newswatch.connection import EmbeddedRedis
+from scheduler.history import RunHistory
+from tests.replica import on_topic_texts, standard_site, topic_article
+from tests.sentry_receiver import SentryReceiver
+
+DEADLINE = 60.0
+
+
+def wait_for(predicate, deadline: float = DEADLINE, step: float = 0.1):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+class RunningDaemon:
+    """One `newswatch run` process; its stderr (the log) goes to a file the test can read."""
+
+    def __init__(self, env: dict, log_path):
+        self.log_path = log_path
+        self.log_file = open(log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "newswatch.cli", "run"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log_file)
+        self.pid = self.proc.pid
+        self.seen_children: dict[int, psutil.Process] = {}
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[psutil.Process]:
+        """The daemon's live descendants (remembered, so the test can check they are gone later)."""
+        try:
+            found = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        for child in found:
+            self.seen_children.setdefault(child.pid, child)
+        return found
+
+    def child_running(self, word: str) -> psutil.Process | None:
+        for child in self.children():
+            try:
+                if word in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        return None
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def leftovers(self) -> list[psutil.Process]:
+        alive = []
+        for child in self.seen_children.values():
+            try:
+                if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return alive
+
+    def cleanup(self) -> None:
+        self.children()
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for child in self.leftovers():
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.log_file.close()
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    started: list[RunningDaemon] = []
+
+    def start(env: dict, name: str = "daemon") -> RunningDaemon:
+        daemon = RunningDaemon(env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.cleanup()
+
+
+@pytest.fixture
+def site():
+    replica, expected = standard_site()
+    replica.start()
+    yield replica, expected
+    replica.stop()
+
+
+@pytest.fixture
+def daemon_env(test_env, site):
+    replica, _ = site
+    return dict(test_env, NEWSWATCH_SITE_URL=replica.url, NEWSWATCH_INTERVAL="2", NEWSWATCH_JITTER="0",
+                NEWSWATCH_LEADER_TTL="3", NEWSWATCH_DOWNLOAD_DELAY="0", NEWSWATCH_AUTOTHROTTLE="0",
+                NEWSWATCH_RETRY_TIMES="0", NEWSWATCH_LOG_LEVEL="info")
+
+
+def stream_ids(client: redis.Redis, key: str) -> list[str]:
+    return [fields[b"id"].decode() for _, fields in client.xrange(key)]
+
+
+def leader_pid(client: redis.Redis, key: str) -> int | None:
+    value = client.get(key)
+    return int(value.decode().split(":")[1]) if value else None
+
+
+def test_scheduled_revisits_queue_new_items_and_check_in(daemons, daemon_env, site, redis_client, keys):
+    replica, expected = site
+    with SentryReceiver() as sentry:
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn))
+        # the first revisit runs at start and queues what is on topic
+        assert wait_for(lambda: redis_client.xlen(keys.items) >= len(expected["on_topic"])), daemon.log()
+        assert redis_client.get(keys.next_run), "the next run time is published for `status`"
+        # a later scheduled revisit finds an article published after the daemon started
+        fresh = topic_article(on_topic_texts()[2], 3930700, published="2025年02月20日10:00:00")
+        replica.add(fresh)
+        assert wait_for(lambda: f"daydaynews-{fresh.id}" in stream_ids(redis_client, keys.items)), daemon.log()
+        assert len(RunHistory(redis_client, keys, 50).latest(50)) >= 2
+
+        def checkins():
+            return [c for c in sentry.checkins() if c.get("monitor_slug") == "newswatch-revisit"]
+
+        assert wait_for(lambda: {"in_progress", "ok"} <= {c["status"] for c in checkins()}), sentry.items()
+        first = checkins()[0]
+        assert first["monitor_config"]["schedule"] == {"type": "interval", "value": 1, "unit": "minute"}
+        done = [c for c in checkins() if c["status"] == "ok"][0]
+        assert done["check_in_id"] in {c["check_in_id"] for c in checkins() if c["status"] == "in_progress"}
+
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+    assert redis_client.get(keys.leader) is None, "the lock is released on a clean stop"
+
+
+def test_changed_markup_is_a_loud_failure(daemons, daemon_env, site, redis_client, keys):
+    replica, _ = site
+    for article in list(replica.articles.values()):  # a redesign the profile and the fallback cannot read
+        article.layout = "raw"
+        article.raw_html = "<!DOCTYPE html><html><body><div id='app'></div><script>render()</script></body></html>"
+    replica.add()
+    with SentryReceiver() as sentry:
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn, NEWSWATCH_FAILED_RUNS_ALERT="2"))
+        assert wait_for(lambda: "silent failure" in daemon.log()), daemon.log()
+        assert " ERROR scheduler.daemon: silent failure" in daemon.log()
+
+        def messages():
+            out = []
+            for event in sentry.events():
+                entry = event.get("logentry") or {}
+                out.append((event.get("level"), entry.get("formatted") or entry.get("message") or ""))
+            return out
+
+        assert wait_for(lambda: any(level == "error" and "silent failure" in text for level, text in messages())), \
+            messages()
+        assert wait_for(lambda: any(c.get("status") == "error" for c in sentry.checkins())), sentry.checkins()
+        # the crawl child reports the same failure from where it is seen (its own error log -> Sentry)
+        assert wait_for(lambda: any(level == "error" and "no article extracted" in text
+                                    for level, text in messages())), messages()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+
+
+def test_failed_runs_in_a_row_raise_an_alert(daemons, daemon_env, redis_client, keys):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: every revisit fails
+        sock.bind(("127.0.0.1", 0))
+        dead_site = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with SentryReceiver() as sentry:
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn, NEWSWATCH_SITE_URL=dead_site,
+                              NEWSWATCH_FAILED_RUNS_ALERT="2"))
+        assert wait_for(lambda: "2 revisits in a row did not succeed" in daemon.log()), daemon.log()
+        assert int(redis_client.get(keys.failed_streak)) >= 2
+        assert [r["outcome"] for r in RunHistory(redis_client, keys, 10).latest(2)] == ["failed", "failed"]
+
+        def streak_events():
+            return [e for e in sentry.events()
+                    if "in a row" in ((e.get("logentry") or {}).get("formatted") or "")]
+
+        assert wait_for(streak_events), sentry.events()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+
+
+def test_sigterm_stops_everything_and_exits_zero(daemons, daemon_env, site, tmp_path):
+    """Embedded Redis, an alert worker, and a revisit stuck on a slow page when SIGTERM arrives."""
+    replica, _ = site
+    release = threading.Event()
+
+    def slow(handler):
+        release.wait(60)  # the list page hangs until the test ends
+        return False
+
+    replica.faults["/international"] = slow
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    env = {k: v for k, v in daemon_env.items() if k != "NEWSWATCH_REDIS_URL"}
+    env.update(NEWSWATCH_DATA_DIR=str(tmp_path / "embedded"), NEWSWATCH_DOWNLOAD_TIMEOUT="120",
+               NEWSWATCH_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+               NEWSWATCH_WEBHOOK_ALLOW_PRIVATE="1", NEWSWATCH_WEBHOOK_SECRET="whsec_dGVzdC1zZWNyZXQtMTIzNDU2")
+    try:
+        daemon = daemons(env)
+        assert wait_for(lambda: daemon.child_running("crawl")), daemon.log()
+        assert wait_for(lambda: daemon.child_running("alerts")), daemon.log()
+        server = EmbeddedRedis(tmp_path / "embedded")
+        redis_pid = server.pid()
+        assert redis_pid and psutil.pid_exists(redis_pid)
+        children = daemon.children()
+
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+        assert daemon.leftovers() == [], [(p.pid, p.cmdline()) for p in daemon.leftovers()]
+        assert {c.pid for c in children} <= set(daemon.seen_children)
+        assert wait_for(lambda: not _alive(redis_pid), deadline=15), "the embedded Redis was stopped"
+        assert "stopped" in daemon.log()
+    finally:
+        release.set()
+        hook.shutdown()
+
+
+def test_second_signal_forces_exit(daemons, daemon_env, site):
+    replica, _ = site
+    release = threading.Event()
+    replica.faults["/international"] = lambda handler: release.wait(60) and False
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
+        crawl = wait_for(lambda: daemon.child_running("crawl"))
+        assert crawl, daemon.log()
+        daemon.signal(signal.SIGINT)
+        assert wait_for(lambda: "stopping after the running revisit" in daemon.log())
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait() != 0
+        assert wait_for(lambda: not daemon.leftovers(), deadline=15), daemon.leftovers()
+    finally:
+        release.set()
+
+
+def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, redis_client, keys):
+    first = daemons(daemon_env, "a")
+    assert wait_for(lambda: leader_pid(redis_client, keys.leader) == first.pid), first.log()
+    second = daemons(daemon_env, "b")
+    assert wait_for(lambda: "revisit started" in first.log())
+    # the standby is up (it polls the lock) but does not schedule while the leader renews
+    assert wait_for(lambda: "standby:" in second.log()), second.log()
+    runs_before = len(RunHistory(redis_client, keys, 200).latest(200))
+    assert wait_for(lambda: len(RunHistory(redis_client, keys, 200).latest(200)) >= runs_before + 2), first.log()
+    assert leader_pid(redis_client, keys.leader) == first.pid
+    assert "revisit started" not in second.log()
+    assert "leader now" not in second.log()
+
+    first.children()
+    first.proc.kill()  # SIGKILL: no release, no clean-up; the lock must expire and the standby take over
+    first.proc.wait(timeout=10)
+    assert wait_for(lambda: leader_pid(redis_client, keys.leader) == second.pid), second.log()
+    assert wait_for(lambda: "revisit started" in second.log()), second.log()
+    # the dead leader's children were told to go (parent-death signal), none is left running
+    assert wait_for(lambda: not first.leftovers(), deadline=30), [p.cmdline() for p in first.leftovers()]
+
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0, second.log()
+    assert redis_client.get(keys.leader) is None
+
+
+def test_overrunning_revisit_is_killed_and_recorded(daemons, daemon_env, site, redis_client, keys):
+    replica, _ = site
+    release = threading.Event()
+    replica.faults["/international"] = lambda handler: release.wait(60) and False
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_RUN_TIMEOUT="10", NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
+        crawl = wait_for(lambda: daemon.child_running("crawl"))
+        assert crawl, daemon.log()
+
+        def timeouts():
+            return [r for r in RunHistory(redis_client, keys, 50).latest(50) if r["outcome"] == "timeout"]
+
+        assert wait_for(timeouts), daemon.log()
+        assert not crawl.is_running() or crawl.status() == psutil.STATUS_ZOMBIE
+        assert "overran its time limit" in daemon.log()
+        assert json.loads(redis_client.lindex(keys.runs, 0) or b"{}").get("trigger") == "schedule"
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        release.set()
+
+
+def test_unreachable_redis_is_waited_for(daemons, daemon_env):
+    daemon = daemons(dict(daemon_env, NEWSWATCH_REDIS_URL="redis://127.0.0.1:1/0"))
+    assert wait_for(lambda: daemon.log().count("not reachable") >= 2, deadline=30), daemon.log()
+    assert daemon.proc.poll() is None, "the daemon keeps waiting for Redis instead of exiting"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
