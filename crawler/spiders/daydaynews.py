@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import scrapy
 from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
 
@@ -41,6 +42,7 @@ class DaydaynewsSpider(scrapy.Spider):
         self.seen = SeenRecord.from_settings(client, settings)
         self.site_url = settings.site_url
         self.validators: dict[str, str] = {}
+        self.held: list[dict] = []
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -49,6 +51,7 @@ class DaydaynewsSpider(scrapy.Spider):
         spider = cls(settings, client, *args, baseline=crawler.settings.getbool("NEWSWATCH_BASELINE"), **kwargs)
         spider._set_crawler(crawler)
         crawler.signals.connect(spider.closed_client, signal=signals.spider_closed)
+        crawler.signals.connect(spider.release_items, signal=signals.spider_idle)
         return spider
 
     def _count(self, name: str, n: int = 1) -> None:
@@ -123,6 +126,9 @@ class DaydaynewsSpider(scrapy.Spider):
         self.client.close()
 
     def list_failed(self, failure):
+        page = failure.request.cb_kwargs.get("page", 1)
+        if page > 1 and failure.check(HttpError) and failure.value.response.status == 404:
+            return  # past the last page: the end of the list, not an error
         self._count("errors")
         self._count("list_errors")
         log.warning("list page failed: %s (%s)", failure.request.url, _reason(failure))
@@ -152,7 +158,7 @@ class DaydaynewsSpider(scrapy.Spider):
             self._count("no_date")
             log.warning("%s: no publication time found (%s); published_at is null",
                         canonical, "; ".join(article.warnings) or "no date element")
-        yield {
+        self.held.append({
             "id": ref.item_id,
             "url": canonical,
             "source": self.profile.source,
@@ -166,7 +172,24 @@ class DaydaynewsSpider(scrapy.Spider):
             "images": article.images,
             "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "extraction": dict(article.methods),
-        }
+        })
+
+    # -- releasing items --------------------------------------------------------------------------
+    # Items are released once every page of the pass has been fetched, oldest article first (the site's ids
+    # grow over time). When an original and its reprint are both new in one pass, the original is then the
+    # one queued and the reprint is recorded against it; otherwise whichever page arrived first would win.
+    # A crash before the release loses nothing: the pages were not marked seen and are fetched again.
+    def release_items(self, spider=None):
+        if not self.held:
+            return
+        self.crawler.engine.crawl(scrapy.Request("data:,", callback=self._release, dont_filter=True,
+                                                 meta={"dont_obey_robotstxt": True}))
+        raise DontCloseSpider
+
+    def _release(self, response):
+        held, self.held = self.held, []
+        held.sort(key=lambda item: int(self.profile.article_ref(item["url"]).id))
+        yield from held
 
     def article_failed(self, failure):
         url = failure.request.cb_kwargs.get("canonical", failure.request.url)
