@@ -3,29 +3,31 @@
 Evidence of an article (`evidence`): its text as the pipeline passes it (title, lead, body paragraphs,
 one per line) loses site furniture, is folded to one width and script and squeezed of punctuation; then
 - `simhash`: the 64-bit SimHash of the whole squeezed text;
-- `sentences`: a 32-bit hash and the length of every sentence of at least DEDUPE_MIN_SENTENCE_CHARS
-  characters. Sentences, not paragraphs, so that merging or splitting paragraphs changes nothing.
+- `clauses`: a 32-bit hash and the length of each clause (text between commas, full stops, line breaks)
+  of at least DEDUPE_MIN_CLAUSE_CHARS characters whose hash is 0 modulo DEDUPE_CLAUSE_SAMPLE (a fixed
+  sample: the same clauses are kept in every copy). Clauses, not paragraphs, so that merging or splitting
+  paragraphs changes nothing and a 1% edit leaves most of them intact.
 
 The rule (`decide`), a pure function of two articles' evidence, says duplicate when both are at least
 `min_chars` long and
 - "simhash": the fingerprints differ in at most DEDUPE_MAX_DISTANCE bits (small edits, other punctuation,
   another script, a new title), or
-- "sentences": the sentences they share make up at least DEDUPE_CONTAINMENT_PER_MILLE/1000 of the
-  shorter article's sentence text and at least DEDUPE_MIN_SHARED_CHARS characters (a reprint of the lead
+- "clauses": the clauses they share make up at least DEDUPE_CONTAINMENT_PER_MILLE/1000 of the
+  shorter article's clause text and at least DEDUPE_MIN_SHARED_CHARS characters (a reprint of the lead
   only, added boilerplate, a dropped paragraph). A new article quoting one paragraph of an old one
   shares a small fraction of either and stays new.
 The rule is symmetric, so whichever of two racing copies arrives first is kept and the other dropped.
 
 The index (`DedupeIndex`) only finds candidates and then applies the same rule in a Lua script, so that
-checking and inserting is one atomic step. Its layout (Manku, Jain and Das Sarma 2007, plus sentences),
+checking and inserting is one atomic step. Its layout (Manku, Jain and Das Sarma 2007, plus clauses),
 one Redis hash per day (`keys.fp_bucket(day)`), with fields
 - `n`: documents inserted that day (the next document number);
-- `d<num>`: the document's record: fingerprint, sentence weight, length, item id and URL;
+- `d<num>`: the document's record: fingerprint, clause weight, length, item id and URL;
 - `b<t><16 bits>` for t in 0..3: the fingerprint cut into four 16-bit blocks, table t keyed by block t;
   value: 12-byte records (fingerprint, document number). Two fingerprints at distance <= 3 agree on at
   least one whole block, so looking up four fields finds every simhash match;
-- `s<16 bits>`: sentence postings keyed by the top half of the sentence hash; value: 6-byte records
-  (low half, document number). Any "sentences" match shares a sentence, so it is found here.
+- `s<16 bits>`: clause postings keyed by the top half of the clause hash; value: 6-byte records
+  (low half, document number). Any "clauses" match shares a clause, so it is found here.
 A lookup reads the day hashes of the retention window only (retention + 1 keys, whatever the index size).
 Each day's hash carries an EXPIRE for the end of that day plus the retention, so a fingerprint lives for
 between `retention_days` and `retention_days + 1` days and leaves nothing stale behind, on Redis 6.2 too.
@@ -52,15 +54,15 @@ NO_DISTANCE = 64  # reported when a text has nothing to fingerprint: as far apar
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the rule compares: the whole-text fingerprint, the length, the sentences (hash -> length)."""
+    """What the rule compares: the whole-text fingerprint, the length, the clauses (hash -> length)."""
 
     simhash: int
     length: int
-    sentences: dict[int, int]
+    clauses: dict[int, int]
 
     @property
     def weight(self) -> int:
-        return sum(self.sentences.values())
+        return sum(self.clauses.values())
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Verdict:
 
     `distance` is the whole-text SimHash Hamming distance to the matched (or compared) article; from
     `compare` it is always an int, NO_DISTANCE (64) when either text is empty after normalisation; from the
-    index it is None when nothing matched. `reason`: "simhash", "sentences", "too-short" or "new".
+    index it is None when nothing matched. `reason`: "simhash", "clauses", "too-short" or "new".
     """
 
     duplicate: bool
@@ -80,20 +82,22 @@ class Verdict:
     reason: str
 
 
-def _sentence_hash(sentence: str) -> int:
-    return int.from_bytes(hashlib.blake2b(sentence.encode("utf-8"), digest_size=4).digest(), "big")
+def _clause_hash(clause: str) -> int:
+    return int.from_bytes(hashlib.blake2b(clause.encode("utf-8"), digest_size=4).digest(), "big")
 
 
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
     folded = norm.fold(norm.strip_site_furniture(text or ""))
     squeezed = norm.squeeze(folded)
-    sentences: dict[int, int] = {}
-    for sentence in norm.sentences(folded):
-        if len(sentence) >= defaults.DEDUPE_MIN_SENTENCE_CHARS:
-            # Lengths travel as 16 bits; no real sentence comes near that.
-            sentences.setdefault(_sentence_hash(sentence), min(len(sentence), 0xFFFF))
-    return Evidence(simhash.fingerprint(squeezed), len(squeezed), sentences)
+    clauses: dict[int, int] = {}
+    for clause in norm.clauses(folded):
+        if len(clause) >= defaults.DEDUPE_MIN_CLAUSE_CHARS:
+            h = _clause_hash(clause)
+            if h % defaults.DEDUPE_CLAUSE_SAMPLE == 0:
+                # Lengths travel as 16 bits; no real clause comes near that.
+                clauses.setdefault(h, min(len(clause), 0xFFFF))
+    return Evidence(simhash.fingerprint(squeezed), len(squeezed), clauses)
 
 
 def decide(old: Evidence, new: Evidence, min_chars: int) -> tuple[bool, str]:
@@ -102,11 +106,11 @@ def decide(old: Evidence, new: Evidence, min_chars: int) -> tuple[bool, str]:
         return False, "too-short"
     if simhash.distance(old.simhash, new.simhash) <= defaults.DEDUPE_MAX_DISTANCE:
         return True, "simhash"
-    shared = sum(length for h, length in new.sentences.items() if h in old.sentences)
+    shared = sum(length for h, length in new.clauses.items() if h in old.clauses)
     smaller = min(old.weight, new.weight)
     if (shared >= defaults.DEDUPE_MIN_SHARED_CHARS
             and shared * 1000 >= defaults.DEDUPE_CONTAINMENT_PER_MILLE * smaller):
-        return True, "sentences"
+        return True, "clauses"
     return False, "new"
 
 
@@ -121,8 +125,8 @@ def compare(a: str, b: str, min_chars: int = defaults.DEFAULT_DEDUPE_MIN_CHARS) 
 
 
 # KEYS: the day hashes of the retention window, newest (today, where inserts go) first.
-# ARGV: mode ("insert" | "check"), item id, url, fingerprint high and low 32 bits, length, sentence
-# weight, packed sentences (">I4I2" each), max distance, containment per mille, min shared chars,
+# ARGV: mode ("insert" | "check"), item id, url, fingerprint high and low 32 bits, length, clause
+# weight, packed clauses (">I4I2" each), max distance, containment per mille, min shared chars,
 # min chars, seconds until today's hash expires, key prefix of reprint lists.
 # Returns {1, reason, original id, original url, distance} or {0, "new", document number or 0}.
 _SCRIPT = """
@@ -151,7 +155,7 @@ for i = 1, #packed, 6 do
   sent_lens[#sent_lens + 1] = l
 end
 
--- best match: simhash matches beat sentence matches; then smaller distance / larger share; then newer.
+-- best match: simhash matches beat clause matches; then smaller distance / larger share; then newer.
 local best = nil
 local today_blocks, today_sents = nil, nil
 for k = 1, #KEYS do
@@ -221,7 +225,7 @@ if best then
     if left > 0 and redis.call('PTTL', rkey) < left then redis.call('PEXPIRE', rkey, left) end
   end
   local reason = 'simhash'
-  if best.kind == 2 then reason = 'sentences' end
+  if best.kind == 2 then reason = 'clauses' end
   return {1, reason, orig_id, orig_url, best.dist}
 end
 if mode ~= 'insert' then return {0, 'new', 0} end
@@ -301,7 +305,7 @@ class DedupeIndex:
         return Verdict(False, None, None, None, fp, "new")
 
     def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, ttl: int) -> list:
-        packed = b"".join(struct.pack(">IH", h, n) for h, n in ev.sentences.items())
+        packed = b"".join(struct.pack(">IH", h, n) for h, n in ev.clauses.items())
         return [mode, item_id, url, ev.simhash >> 32, ev.simhash & 0xFFFFFFFF, ev.length, ev.weight, packed,
                 defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE,
                 defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, ttl, self.keys.reprints("")]

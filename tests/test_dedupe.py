@@ -81,7 +81,7 @@ DISTINCT = {  # kind -> (earlier, later)
 def test_reprints_are_duplicates(kind):
     verdict = compare(STORY, REPRINTS[kind])
     assert verdict.duplicate, (kind, verdict)
-    assert verdict.reason in ("simhash", "sentences")
+    assert verdict.reason in ("simhash", "clauses")
     assert compare(REPRINTS[kind], STORY).duplicate  # symmetric: either copy may come first
 
 
@@ -116,13 +116,13 @@ def test_evidence_ignores_layout_and_punctuation():
     merged = evidence(REPRINTS["paragraphs-merged"])
     original = evidence(STORY)
     assert merged.simhash == original.simhash
-    assert merged.sentences == original.sentences
+    assert merged.clauses == original.clauses
 
 
 def test_the_rule_needs_a_large_share_of_the_shorter_text():
     a = evidence(STORY)
-    quote = evidence("\n".join(lines(STORY)[5:7]))  # two paragraphs only: most of this short text is old
-    assert decide(a, quote, min_chars=80) == (True, "sentences")
+    quote = evidence("\n".join(lines(STORY)[3:7]))  # four paragraphs only: all of this short text is old
+    assert decide(a, quote, min_chars=80) == (True, "clauses")
     assert decide(a, evidence(FOLLOW_UP), min_chars=80) == (False, "new")
 
 

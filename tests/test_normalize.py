@@ -1,4 +1,4 @@
-"""Normalisation: exact NFKC, one script, site furniture dropped, sentences split where reprints agree."""
+"""Normalisation: exact NFKC, one script, site furniture dropped, clauses split where reprints agree."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_text_without_furniture_is_unchanged():
     assert norm.strip_site_furniture(text) == text
 
 
-def test_sentences_split_on_chinese_and_ascii_stops_but_not_decimals():
-    folded = norm.fold("增长３．５％。第二句！第三句？第四句;第五句. 第六句\n第七句")
-    assert norm.sentences(folded) == ["增长35", "第二句", "第三句", "第四句", "第五句", "第六句", "第七句"]
-    assert norm.sentences(norm.fold("增长3.5%")) == ["增长35"]
+def test_clauses_split_on_chinese_and_ascii_stops_but_not_decimals():
+    folded = norm.fold("增长３．５％。第二句！第三句？第四句;第五句. 第六句\n第七句，第八句、第九句：第十句")
+    assert norm.clauses(folded) == ["增长35", "第二句", "第三句", "第四句", "第五句", "第六句", "第七句",
+                                    "第八句", "第九句", "第十句"]
+    assert norm.clauses(norm.fold("增长3.5%")) == ["增长35"]
