@@ -170,9 +170,19 @@ def _recommended_blocks(sel: Selector, profile: SiteProfile) -> list:
     blocks = [found.root for css in profile.article.get("recommended", []) for found in sel.css(css)]
     heading = profile.article.get("recommended_heading")
     if heading and not blocks:
-        for text_node in sel.xpath("//text()[contains(., $h)]", h=heading)[:5]:
-            element = text_node.root.getparent() if hasattr(text_node.root, "getparent") else None
-            if element is None or len(clean_space(text_node.get())) > 40:
+        for found in sel.xpath("//*[text()[contains(., $h)]]", h=heading)[:5]:
+            element = found.root
+            own_text = " ".join(t for t in element.xpath("text()") if heading in t)
+            if not isinstance(element, etree._Element) or len(clean_space(own_text)) > 40:
+                continue  # a sentence that mentions the words, not a heading
+            # From a heading nested in its own wrapper (<h3><span>…</span></h3>) up to the level where the
+            # block's items follow it; never the whole body.
+            for _ in range(5):
+                parent = element.getparent()
+                if element.getnext() is not None or parent is None or parent.tag in ("body", "html"):
+                    break
+                element = parent
+            if element.tag in ("body", "html"):
                 continue
             # The heading and everything after it inside the heading's container.
             blocks.append(element)
@@ -330,34 +340,36 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
     spec = profile.article
     methods = result.methods
 
+    # The recommended block is a source of links, never of any field: read the links, then take it out.
+    blocks = _recommended_blocks(sel, profile)
+    result.recommended_links = _links(blocks, url, profile)
+    page = copy.deepcopy(sel.root)
+    for block in _recommended_blocks(Selector(root=page), profile):
+        _drop(block)
+    sel = Selector(root=page)
+
     title, css = _first(sel, spec["title"])
     if title:
         if len(title) <= MAX_LINE_FOR_REGEX:
             title = profile.title_suffix_re.sub("", title).strip() or title
         result.title, methods["title"] = title[:MAX_LINE_FOR_REGEX], f"profile:{css}"
 
-    blocks = _recommended_blocks(sel, profile)
-    result.recommended_links = _links(blocks, url, profile)
-
+    lead, lead_css = _lead(sel, spec.get("abstract", []))
     body_el = None
     for css in spec["body"]:
         found = sel.css(css)
         if found and isinstance(found[0].root, etree._Element):
             body_el, body_css = copy.deepcopy(found[0].root), css
             break
-
-    lead, lead_css = _lead(sel, spec.get("abstract", []))
     lines: list[str] = []
     if body_el is not None:
-        images_sel = Selector(root=body_el)
+        _drop_all(body_el, spec.get("body_exclude", []))
+        body_sel = Selector(root=body_el)
         for css in spec.get("images", []):
-            for src in images_sel.css(css).getall():
+            for src in body_sel.css(css).getall():
                 image = unwrap_image(src, url, profile)
                 if image and image not in result.images:
                     result.images.append(image)
-        for block in _recommended_blocks(images_sel, profile):
-            _drop(block)
-        _drop_all(body_el, spec.get("body_exclude", []))
         lines = text_lines(body_el)
     paragraphs = _clean_paragraphs(lines, result.title, lead, profile)
     if paragraphs:
@@ -365,15 +377,12 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
 
     used_generic = not result.title or not paragraphs
     if used_generic:
-        page = copy.deepcopy(sel.root)
-        page_sel = Selector(root=page)
-        for block in _recommended_blocks(page_sel, profile):
-            _drop(block)
+        generic_page = copy.deepcopy(page)
         # The meta line and title are fields, not body text: take their elements out of the generic's view.
         fields_css = [css.split("::")[0] for key in ("title", "date", "category", "views")
                       for css in spec.get(key, [])]
-        _drop_all(page, spec.get("page_exclude", []) + spec.get("body_exclude", []) + fields_css)
-        generic_title, generic_lines = _generic(page, url, not result.title, result.warnings)
+        _drop_all(generic_page, spec.get("page_exclude", []) + spec.get("body_exclude", []) + fields_css)
+        generic_title, generic_lines = _generic(generic_page, url, not result.title, result.warnings)
         if not result.title and generic_title:
             result.title, methods["title"] = generic_title[:MAX_LINE_FOR_REGEX], "generic:trafilatura"
         if not paragraphs:
@@ -419,10 +428,7 @@ def _extract_date(result: ExtractedArticle, sel: Selector, profile: SiteProfile,
             result.methods["published_at"] = "missing"
         return
     if not profile_layout:
-        page = copy.deepcopy(sel.root)
-        for block in _recommended_blocks(Selector(root=page), profile):
-            _drop(block)
-        for line in text_lines(page)[:200]:
+        for line in text_lines(sel.root)[:200]:
             if len(line) <= MAX_LINE_FOR_REGEX and profile.date_re.search(line):
                 parsed = parse_date(profile.date_re.search(line).group(), profile)
                 if parsed:

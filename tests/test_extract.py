@@ -216,3 +216,29 @@ def test_legacy_encoding_declared_in_meta():
     got = extract_article(html, SITE + "/international/1.html", PROFILE)
     assert got.title == "美俄會談"
     assert got.paragraphs == ["正文內容。"]
+
+
+def test_recommended_block_found_by_its_heading_when_unmarked():
+    """A redesign that drops the `.related` class: the `…分類資訊推薦` heading still marks the block."""
+    html = ('<html><head><title>美俄接觸 - 天天要聞</title></head><body><h1 class="entry-title">美俄接觸</h1>'
+            '<span class="my-date">2025年02月10日11:20:38</span>'
+            '<div class="single-content"><p>第一段正文。</p><p>第二段正文。</p>'
+            '<div class="box"><h3><span>國際分類資訊推薦</span></h3>'
+            '<ul><li><a href="/international/77.html"><img src="https://s167.daydaynews.cc/?url=https%3A%2F%2Fi.example%2Fr.jpg">'
+            '推薦標題甲</a><p>推薦摘要甲</p></li></ul></div></div>'
+            '<div><p>國際分類資訊推薦</p><a href="/international/78.html">推薦標題乙</a><p>推薦摘要乙</p></div>'
+            '</body></html>')
+    got = extract_article(html, SITE + "/international/1.html", PROFILE)
+    assert got.paragraphs == ["第一段正文。", "第二段正文。"]
+    assert got.recommended_links == [SITE + "/international/77.html", SITE + "/international/78.html"]
+    assert got.images == []  # the recommended items' thumbnails are not the article's images
+    assert got.methods["body"] == "profile:.single-content"
+
+
+def test_lead_repeated_as_first_paragraph_is_kept_once():
+    html = ('<h1 class="entry-title">標題</h1><span class="my-date">2025年02月10日11:20:38</span>'
+            '<div class="single-content"><div class="abstract">導語一句。</div><p>導語一句。</p><p>正文。</p>'
+            '<p>正文。</p></div>')
+    got = extract_article(html, SITE + "/international/1.html", PROFILE)
+    assert got.summary == "導語一句。"
+    assert got.paragraphs == ["正文。"]
