@@ -14,6 +14,7 @@ import time
 
 import redis
 
+from alerts.groups import acked_floor
 from newswatch.defaults import Keys
 
 log = logging.getLogger(__name__)
@@ -54,42 +55,18 @@ class Publisher:
         return bool(done)
 
 
-def _next_id(entry_id: str) -> str:
-    ms, seq = entry_id.split("-")
-    return f"{ms}-{int(seq) + 1}"
-
-
 def _older(a: str, b: str) -> str:
-    pa, pb = tuple(map(int, a.split("-"))), tuple(map(int, b.split("-")))
-    return a if pa <= pb else b
-
-
-def trim_floor(client: redis.Redis, stream: str, retention_seconds: float, now: float | None = None) -> str:
-    """The smallest entry id that must be kept: retention cutoff, or the oldest entry a group still needs."""
-    now = time.time() if now is None else now
-    floor = f"{int((now - retention_seconds) * 1000)}-0"
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:  # no such stream
-        return floor
-    for group in groups:
-        name = group["name"]
-        last = group["last-delivered-id"]
-        last = last.decode() if isinstance(last, bytes) else str(last)
-        # Entries after last-delivered-id are unread by this group; keep them.
-        floor = _older(floor, _next_id(last))
-        if int(group.get("pending", 0)):
-            oldest = client.xpending(stream, name)["min"]
-            if oldest:
-                oldest = oldest.decode() if isinstance(oldest, bytes) else str(oldest)
-                floor = _older(floor, oldest)
-    return floor
+    return a if tuple(map(int, a.split("-"))) <= tuple(map(int, b.split("-"))) else b
 
 
 def trim(client: redis.Redis, keys: Keys, retention_days: float, now: float | None = None) -> int:
-    """Drop acknowledged entries older than the retention; returns how many were removed."""
-    floor = trim_floor(client, keys.items, retention_days * 86400, now)
-    removed = client.execute_command("XTRIM", keys.items, "MINID", floor)
+    """Drop entries older than the retention that every consumer group has acknowledged; returns how many."""
+    now = time.time() if now is None else now
+    floor = f"{int((now - retention_days * 86400) * 1000)}-0"
+    needed = acked_floor(client, keys.items)  # None: no group reads the stream, age alone decides
+    if needed is not None:
+        floor = _older(floor, needed)
+    removed = client.execute_command("XTRIM", keys.items, "MINID", floor)  # exact: never "~"
     if removed:
         log.info("trimmed %d stream entries older than %s", removed, floor)
     return int(removed)
