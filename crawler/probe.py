@@ -15,6 +15,7 @@ settings `site_url`, `categories`, `download_timeout`, `max_download_size`, `use
 from __future__ import annotations
 
 import logging
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from crawler.topic import load_topic
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED = 0, 1
-VALUE_WIDTH = 60
+VALUE_WIDTH = 64
 # Without a URL: articles of the list page tried until one has any text (the newest may be a video page).
 MAX_ARTICLES_TRIED = 3
 # The fields the verdict rests on: without them an item is not worth queueing.
@@ -64,10 +65,17 @@ def fetch(url: str, *, timeout: float, user_agent: str, max_bytes: int) -> Fetch
 
 
 def _short(value, width: int = VALUE_WIDTH) -> str:
+    """The value on one line, cut to `width` terminal columns (a CJK character takes two)."""
     if value is None or value == "" or value == []:
         return "-"
-    text = str(value).replace("\n", " ⏎ ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    out, used = [], 0
+    for char in str(value).replace("\n", " ⏎ "):
+        cost = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if used + cost > width - 1:
+            return "".join(out) + "…"
+        out.append(char)
+        used += cost
+    return "".join(out)
 
 
 def _row(name: str, method: str, value) -> None:
