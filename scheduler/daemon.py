@@ -142,6 +142,7 @@ class Daemon:
         self.scheduler = None
         self.worker: subprocess.Popen | None = None
         self.worker_backoff = 1.0
+        self.worker_disabled = False
         self.worker_next_start = 0.0
         self.current: subprocess.Popen | None = None  # the running revisit child
         self.current_stop: str | None = None          # why the daemon stopped it, if it did
@@ -320,6 +321,8 @@ class Daemon:
             env[TRIGGER_ENV] = "schedule"
         with tempfile.TemporaryFile() as out:
             self.current_stop = None
+            if self.stopping.is_set() or not self.leading:  # stopped between the job's start and here
+                return "killed", None, "stopped before the revisit started"
             proc = spawn(["crawl", "--json", "--quiet"], env, stdout=out)
             self.current = proc
             log.info("revisit started (pid %d)", proc.pid)
@@ -378,11 +381,16 @@ class Daemon:
 
     # -- the alert worker ----------------------------------------------------------------------------------
     def _supervise_worker(self) -> None:
-        if not self.settings.endpoints:
+        if not self.settings.endpoints or self.worker_disabled:
             return
         if self.worker is not None:
             returncode = self.worker.poll()
             if returncode is None:
+                return
+            if returncode == 2:  # its configuration is wrong; restarting cannot help until a restart of `run`
+                log.error("the alert worker rejected its configuration (exit status 2); not restarting it")
+                self.worker_disabled = True
+                self.worker = None
                 return
             log.error("the alert worker exited with status %s; restarting it in %.0fs",
                       returncode, self.worker_backoff)
@@ -434,8 +442,7 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)  # no new revisit from here on
             self.scheduler = None
-        proc = self.current
-        if proc is not None and not self.idle.wait(STOP_GRACE):
+        if not self.idle.wait(STOP_GRACE):
             proc = self.current
             if proc is not None:
                 log.info("asking the running revisit (pid %d) to stop", proc.pid)

@@ -148,7 +148,7 @@ def test_scheduled_revisits_queue_new_items_and_check_in(daemons, daemon_env, si
         fresh = topic_article(on_topic_texts()[2], 3930700, published="2025年02月20日10:00:00")
         replica.add(fresh)
         assert wait_for(lambda: f"daydaynews-{fresh.id}" in stream_ids(redis_client, keys.items)), daemon.log()
-        assert len(RunHistory(redis_client, keys, 50).latest(50)) >= 2
+        assert wait_for(lambda: len(RunHistory(redis_client, keys, 50).latest(50)) >= 2)
 
         def checkins():
             return [c for c in sentry.checkins() if c.get("monitor_slug") == "newswatch-revisit"]
