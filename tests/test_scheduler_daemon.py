@@ -139,8 +139,14 @@ def leader_pid(client: redis.Redis, key: str) -> int | None:
 
 def test_scheduled_revisits_queue_new_items_and_check_in(daemons, daemon_env, site, redis_client, keys):
     replica, expected = site
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    hook.deliveries = []
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
     with SentryReceiver() as sentry:
-        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn))
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn,
+                              NEWSWATCH_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+                              NEWSWATCH_WEBHOOK_ALLOW_PRIVATE="1",
+                              NEWSWATCH_WEBHOOK_SECRET="whsec_dGVzdC1zZWNyZXQtMTIzNDU2"))
         # the first revisit runs at start and queues what is on topic
         assert wait_for(lambda: redis_client.xlen(keys.items) >= len(expected["on_topic"])), daemon.log()
         assert redis_client.get(keys.next_run), "the next run time is published for `status`"
@@ -159,8 +165,12 @@ def test_scheduled_revisits_queue_new_items_and_check_in(daemons, daemon_env, si
         done = [c for c in checkins() if c["status"] == "ok"][0]
         assert done["check_in_id"] in {c["check_in_id"] for c in checkins() if c["status"] == "in_progress"}
 
+        # one process tree is the whole service: the alert worker `run` started delivers what was queued
+        assert wait_for(lambda: f"daydaynews-{fresh.id}" in hook.deliveries), (hook.deliveries, daemon.log())
+
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0, daemon.log()
+    hook.shutdown()
     assert redis_client.get(keys.leader) is None, "the lock is released on a clean stop"
 
 
@@ -324,8 +334,11 @@ def test_unreachable_redis_is_waited_for(daemons, daemon_env):
 
 
 class _Ok(BaseHTTPRequestHandler):
+    """A webhook receiver that accepts everything and notes each delivery's webhook-id."""
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        getattr(self.server, "deliveries", []).append(self.headers.get("webhook-id"))
         self.send_response(204)
         self.end_headers()
 
