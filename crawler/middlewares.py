@@ -16,6 +16,11 @@ from scrapy.exceptions import IgnoreRequest
 log = logging.getLogger(__name__)
 
 
+class OffOriginRequest(IgnoreRequest):
+    """Raised for a request (or redirect) that leaves the site's origin; its own class so the spider's
+    errback can tell it from other dropped requests (it is counted here, as `offsite_blocked`)."""
+
+
 def origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -43,7 +48,7 @@ class OriginGuardMiddleware:
         if origin(request.url) != self.origin:
             self.stats.inc_value("newswatch/offsite_blocked")
             log.warning("not following %s: it leaves the site's origin", request.url)
-            raise IgnoreRequest(f"off-origin request {request.url}")
+            raise OffOriginRequest(f"off-origin request {request.url}")
         return None
 
 

@@ -10,8 +10,11 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
+# `errors` counts every failed page; `http_errors`, `timeouts`, `connection_errors`, `too_large` and
+# `offsite_blocked` say why (one of them per failed page), so a run's summary names the reason.
 COUNTERS = ("list_pages", "not_modified", "fetched", "new", "reprints", "off_topic", "no_body", "no_date",
-            "generic_extractor", "errors", "given_up", "offsite_blocked", "retry_after", "baseline")
+            "generic_extractor", "errors", "http_errors", "timeouts", "connection_errors", "too_large",
+            "given_up", "offsite_blocked", "retry_after", "baseline")
 
 
 def counts(stats) -> dict[str, int]:

@@ -16,11 +16,18 @@ from datetime import datetime, timezone
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import DontCloseSpider
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DontCloseSpider,
+    DownloadCancelledError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+)
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
 
 from crawler.extract import extract_article, parse_list_page
+from crawler.middlewares import OffOriginRequest
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
 from newswatch.connection import connect
@@ -43,6 +50,9 @@ class DaydaynewsSpider(scrapy.Spider):
         self.site_url = settings.site_url
         self.validators: dict[str, str] = {}
         self.held: list[dict] = []
+        # Canonical URLs this pass already requested or found seen: a recommended link among them needs no
+        # Redis lookup (every article page has a few, nearly always the newest, already on list page 1).
+        self.known: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -98,6 +108,7 @@ class DaydaynewsSpider(scrapy.Spider):
                 canonical.append(c)
         self._count("list_links", len(canonical))
         todo = self.seen.unseen(canonical)
+        self.known.update(canonical)
         for url in todo:
             yield self._article_request(url)
         given_up = self.seen.given_up(canonical)
@@ -129,12 +140,13 @@ class DaydaynewsSpider(scrapy.Spider):
         page = failure.request.cb_kwargs.get("page", 1)
         if page > 1 and failure.check(HttpError) and failure.value.response.status == 404:
             return  # past the last page: the end of the list, not an error
-        self._count("errors")
+        self._count_failure(failure)
         self._count("list_errors")
         log.warning("list page failed: %s (%s)", failure.request.url, _reason(failure))
 
     # -- article pages ----------------------------------------------------------------------------
     def _article_request(self, url: str, depth: int = 0) -> scrapy.Request:
+        self.known.add(url)
         return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
                               cb_kwargs={"canonical": url, "depth": depth})
 
@@ -147,8 +159,10 @@ class DaydaynewsSpider(scrapy.Spider):
         # Links to newer articles from the recommended block: followed once, never recursively.
         if depth == 0:
             links = [self.profile.canonical_url(self.site_url, u) for u in article.recommended_links]
-            for url in self.seen.unseen([u for u in dict.fromkeys(links) if u and u != canonical]):
+            fresh = [u for u in dict.fromkeys(links) if u and u != canonical and u not in self.known]
+            for url in self.seen.unseen(fresh):
                 yield self._article_request(url, depth=1)
+            self.known.update(fresh)
         if not article.paragraphs or not article.title:
             self._count("no_body")
             log.warning("no article text extracted from %s (methods: %s)", canonical, article.methods)
@@ -193,17 +207,46 @@ class DaydaynewsSpider(scrapy.Spider):
 
     def article_failed(self, failure):
         url = failure.request.cb_kwargs.get("canonical", failure.request.url)
-        self._count("errors")
+        self._count_failure(failure)
         failures = self.seen.mark_failed(url)
         log.warning("article page failed (%d/%d): %s (%s)", failures, self.nw.max_fetch_failures, url,
                     _reason(failure))
 
 
+    def _count_failure(self, failure) -> None:
+        """`errors`, plus the counter naming why, so the run's summary says what went wrong."""
+        self._count("errors")
+        kind = failure_kind(failure)
+        if kind != "offsite_blocked":  # OriginGuardMiddleware counted it when it dropped the request
+            self._count(kind)
+
+
+def failure_kind(failure) -> str:
+    """The summary counter for a failed page: http_errors, timeouts, too_large, offsite_blocked or
+    connection_errors (refused, reset, cut short, DNS, anything else on the way)."""
+    if failure.check(HttpError):
+        return "http_errors"
+    if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
+        return "timeouts"
+    # Scrapy cancels a download only when its body passes DOWNLOAD_MAXSIZE (declared or while reading).
+    if failure.check(DownloadCancelledError):
+        return "too_large"
+    if failure.check(OffOriginRequest):
+        return "offsite_blocked"
+    # HttpCompressionMiddleware drops a body whose decompressed size passes DOWNLOAD_MAXSIZE (a gzip bomb)
+    # with a plain IgnoreRequest; its message is the only public mark of the reason.
+    if failure.check(IgnoreRequest) and "DOWNLOAD_MAXSIZE" in str(failure.value):
+        return "too_large"
+    return "connection_errors"
+
+
 def _reason(failure) -> str:
     if failure.check(HttpError):
         return f"HTTP {failure.value.response.status}"
-    if failure.check(DNSLookupError):
+    if failure.check(DNSLookupError, CannotResolveHostError):
         return "DNS lookup failed"
-    if failure.check(TimeoutError, TCPTimedOutError):
+    if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
         return "timed out"
+    if failure_kind(failure) == "too_large":
+        return "over the download size cap (NEWSWATCH_MAX_DOWNLOAD_SIZE)"
     return f"{failure.type.__name__}: {failure.getErrorMessage()}"
