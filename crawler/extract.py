@@ -341,10 +341,11 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
     methods = result.methods
 
     # The recommended block is a source of links, never of any field: read the links, then take it out.
+    # The tree is this call's own (parsed above), so the block is dropped in place, not from a copy.
     blocks = _recommended_blocks(sel, profile)
     result.recommended_links = _links(blocks, url, profile)
-    page = copy.deepcopy(sel.root)
-    for block in _recommended_blocks(Selector(root=page), profile):
+    page = sel.root
+    for block in blocks:
         _drop(block)
     sel = Selector(root=page)
 
