@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule": {"max_distance": defaults.DEDUPE_MAX_DISTANCE,
                  "containment_per_mille": defaults.DEDUPE_CONTAINMENT_PER_MILLE,
                  "min_shared_chars": defaults.DEDUPE_MIN_SHARED_CHARS,
-                 "min_sentence_chars": defaults.DEDUPE_MIN_SENTENCE_CHARS,
+                 "min_clause_chars": defaults.DEDUPE_MIN_CLAUSE_CHARS, "clause_sample": defaults.DEDUPE_CLAUSE_SAMPLE,
                  "min_chars": defaults.DEFAULT_DEDUPE_MIN_CHARS},
         "reprints": reprints, "distinct": distinct,
     }, ensure_ascii=False, indent=1) + "\n")

@@ -40,13 +40,13 @@ DEFAULT_MAX_FETCH_FAILURES = 5
 DEFAULT_DEDUPE_RETENTION_DAYS = 30
 DEFAULT_DEDUPE_MIN_CHARS = 80
 # Near-duplicate decision (crawler/dedupe.py). Two articles are one story when their whole-text SimHash
-# fingerprints differ in at most DEDUPE_MAX_DISTANCE bits, or when the clauses they share make up at
-# least DEDUPE_CONTAINMENT_PER_MILLE/1000 of the shorter one (and DEDUPE_MIN_SHARED_CHARS characters).
+# fingerprints differ in at most DEDUPE_MAX_DISTANCE bits, or when at least DEDUPE_CONTAINMENT_PER_MILLE/1000
+# of the new one's clause text (and DEDUPE_MIN_SHARED_CHARS characters) is in the old one.
 # Only clauses of DEDUPE_MIN_CLAUSE_CHARS or more whose hash is 0 modulo DEDUPE_CLAUSE_SAMPLE count (the
 # same ones in every copy, so the share is estimated without bias at half the memory).
 DEDUPE_MAX_DISTANCE = 3
 DEDUPE_BLOCKS = 4  # Manku et al.: DEDUPE_MAX_DISTANCE + 1 blocks, so a match agrees on one block exactly
-DEDUPE_CONTAINMENT_PER_MILLE = 500
+DEDUPE_CONTAINMENT_PER_MILLE = 600
 DEDUPE_MIN_SHARED_CHARS = 60
 DEDUPE_MIN_CLAUSE_CHARS = 8
 DEDUPE_CLAUSE_SAMPLE = 2
