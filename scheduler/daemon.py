@@ -27,7 +27,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,6 +40,7 @@ from redis.retry import Retry
 from newswatch.defaults import MISFIRE_GRACE_TIME
 from newswatch.errors import RedisUnavailable
 from newswatch.observability import CronMonitor, flush
+from scheduler.child import KILL_GRACE, spawn, stop_group
 from scheduler.history import RunHistory
 from scheduler.leader import LeaderLock
 from scheduler.schedule import build_trigger, describe
@@ -49,51 +49,10 @@ log = logging.getLogger(__name__)
 
 TRIGGER_ENV = "NEWSWATCH_RUN_TRIGGER"  # read by `newswatch crawl` to label its run record
 STOP_GRACE = 5.0          # seconds a running revisit may go on after SIGTERM before it is asked to stop
-KILL_GRACE = 10.0         # seconds between SIGTERM and SIGKILL of a child's process group
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 60.0  # backoff while Redis is unreachable
 WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that keeps exiting
 OK_OUTCOMES = ("ok",)
 SUMMARY_COUNTS = ("list_pages", "fetched", "new", "reprints", "off_topic", "errors")
-
-# Started in front of every child: makes the kernel send it SIGTERM if the daemon dies (even by SIGKILL),
-# then execs the real command. Without it a SIGKILLed daemon would leave its alert worker running forever.
-_ORPHAN_GUARD = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit(0)  # the daemon already died before the guard was in place\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def _command(*args: str) -> list[str]:
-    command = [sys.executable, "-m", "newswatch.cli", *args]
-    if sys.platform.startswith("linux"):
-        return [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()), *command]
-    return command
-
-
-def spawn(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
-    """A child in its own session: a terminal's Ctrl-C reaches only the daemon, which decides for it."""
-    return subprocess.Popen(_command(*args), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                            close_fds=True, **kwargs)
-
-
-def stop_group(proc: subprocess.Popen, grace: float = KILL_GRACE, first: int = signal.SIGTERM) -> int | None:
-    """Signal the child's whole process group, wait `grace`, then SIGKILL whatever is left of it."""
-    for sig in (first, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            return proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            if sig == signal.SIGKILL:
-                log.error("child %d did not exit after SIGKILL", proc.pid)
-                return None
-    return None
-
 
 def _trigger_env_accepted() -> bool:
     """Whether the settings know NEWSWATCH_RUN_TRIGGER: an unknown NEWSWATCH_ variable makes the child

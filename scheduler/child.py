@@ -1,0 +1,57 @@
+"""Child processes of the daemon: each in its own session, never outliving the daemon, stopped as a group.
+
+Why a session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group) must reach only the
+daemon, which then decides how each child stops. Why a guard in front of each child: if the daemon dies,
+even by SIGKILL, the kernel sends the child SIGTERM (Linux parent-death signal), so no alert worker or
+crawl is left running without its parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+log = logging.getLogger(__name__)
+
+KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a child's process group
+
+# Runs in front of every child: asks for SIGTERM when the daemon dies, then execs the real command.
+_ORPHAN_GUARD = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(0)  # the daemon already died before the guard was in place\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _command(*args: str) -> list[str]:
+    command = [sys.executable, "-m", "newswatch.cli", *args]
+    if sys.platform.startswith("linux"):
+        return [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()), *command]
+    return command
+
+
+def spawn(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    """`newswatch <args>` as a child in its own session, guarded against outliving the daemon."""
+    return subprocess.Popen(_command(*args), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                            close_fds=True, **kwargs)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = KILL_GRACE, first: int = signal.SIGTERM) -> int | None:
+    """Signal the child's whole process group, wait `grace`, then SIGKILL whatever is left of it."""
+    for sig in (first, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            return proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            if sig == signal.SIGKILL:
+                log.error("child %d did not exit after SIGKILL", proc.pid)
+                return None
+    return None
