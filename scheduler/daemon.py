@@ -54,6 +54,7 @@ WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that
 OK_OUTCOMES = ("ok",)
 SUMMARY_COUNTS = ("list_pages", "fetched", "new", "reprints", "off_topic", "errors")
 
+
 def _trigger_env_accepted() -> bool:
     """Whether the settings know NEWSWATCH_RUN_TRIGGER: an unknown NEWSWATCH_ variable makes the child
     exit 2, and a run labelled `manual` is better than no run at all."""
