@@ -65,13 +65,23 @@ def test_two_crawlers_at_once_queue_each_new_article_once(test_env, redis_client
 def test_a_racing_crawler_records_a_reprint_once_and_never_the_original(test_env, redis_client, keys):
     """The race, made deterministic: the second crawler read the list pages before the first marked any
     article seen, so it fetches and processes the same articles after the first one queued them."""
-    replica, expected = standard_site()
+    replica, expected = standard_site(per_page=30)  # one list page: the second crawler fetches all
     with replica:
         site = replica.url
         first = subprocess.run([sys.executable, "-m", "newswatch.cli", "crawl", "--site-url", site, "--quiet"],
                                env={**test_env, **FAST}, capture_output=True, text=True, timeout=120)
         assert first.returncode == 0, first.stderr
-        redis_client.delete(keys.seen, keys.conditional)  # what the second crawler saw when it started
+        # What the second crawler saw: no article seen when it read the list page; by the time it fetched
+        # the articles the first one had queued them (and marked them seen).
+        saved = redis_client.hgetall(keys.seen)
+        redis_client.delete(keys.seen, keys.conditional)
+
+        def first_one_has_published(h):
+            redis_client.hset(keys.seen, mapping=saved)
+            return False  # then answer normally
+
+        for article in replica.articles.values():
+            replica.faults[article.path] = first_one_has_published
         second = subprocess.run([sys.executable, "-m", "newswatch.cli", "crawl", "--site-url", site, "--quiet"],
                                 env={**test_env, **FAST}, capture_output=True, text=True, timeout=120)
         assert second.returncode == 0, second.stderr
