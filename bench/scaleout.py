@@ -2,28 +2,19 @@
 
     python bench/scaleout.py [--articles 10000] [--per-page 200] [--processes 1 2 4] [--concurrency 16]
 
-The frontier is scrapy-redis's own (not a home-made protocol): its `Scheduler` with the Redis priority
-queue at `<prefix>:frontier:requests` and its `RFPDupeFilter` at `<prefix>:frontier:dupefilter` (the
-`Keys.frontier` name of newswatch.defaults). Every process runs newswatch's spider and pipelines unchanged
-(`scrapy_settings(settings)` plus the scheduler settings below); any process may fetch any list or article
-page and its callback runs there. Only the leader seeds the pass (list page 1 of each category); the
-others start empty and take requests from the shared queue.
+Each run is the product as a user runs it, with NEWSWATCH_FRONTIER=redis (crawler/frontier.py): one
+`newswatch crawl` (the leader: seeds the pass) and n-1 `newswatch crawl --worker`, started together, all
+sharing scrapy-redis's Scheduler queue `<prefix>:frontier:requests` and RFPDupeFilter
+`<prefix>:frontier:dupefilter`. Any process may fetch any list or article page; its callback and the
+pipelines (topic → dedupe → publish) run in that process. An anchor row runs the ordinary one-process pass
+(NEWSWATCH_FRONTIER=memory, Scrapy's own scheduler) on the same replica, to show what the shared frontier
+itself costs. Each run uses a fresh key prefix, so every article is new.
 
-What this script adds around scrapy-redis, and why (it is benchmark code, not yet a product setting):
-  - `FrontierScheduler`: scrapy-redis's Scheduler, except that the spider's end-of-pass release request
-    (`data:,`, which hands this process's held items to its pipelines) stays in a local queue, because
-    another process must not take it; and it marks the process busy in `<prefix>:frontier:active` before
-    popping, so the leader can tell when the pass is over.
-  - pass lifetime: the leader sets `<prefix>:frontier:pass`; a worker with nothing to do stays alive while
-    that key exists; the leader ends the pass (deletes it) when the queue is empty and every process is
-    idle. Scrapy's engine looks for new requests every 5 s when idle; the children lower that heartbeat
-    (`ExecutionEngine._SLOT_HEARTBEAT_INTERVAL`, a private attribute) to 0.2 s so an idle worker notices
-    new work promptly.
-
-Per run: pages per second = (list + article pages answered 200) / wall time from the leader's launch to
-the last process's exit (start-up of the processes included: they start together). Proof of exactly-once:
-the replica's request count per article path (max must be 1), and the stream's entries (every `id` once;
-entries = the pass's `new`). Results go to bench/results/scaleout.txt.
+Pages per second = (list + article pages answered 200) / wall time from launching the processes to the
+last one's exit (their start-up included). CPU = user + system seconds of all of them. Proof of
+exactly-once: the replica's request count per article path (the maximum must be 1, and every article
+fetched), and the stream (every `id` once; entries = the sum of `new` over the processes).
+Results go to bench/results/scaleout.txt.
 """
 
 from __future__ import annotations
@@ -47,113 +38,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import cleanup  # noqa: E402
+from crawl_overhead import NEWSWATCH, cleanup  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 
-try:
-    from scrapy_redis.scheduler import Scheduler as _RedisScheduler
-except ImportError:  # pragma: no cover
-    _RedisScheduler = object
 
-
-class FrontierScheduler(_RedisScheduler):
-    """scrapy-redis's Scheduler with a local queue for requests only this process may run (data: URLs)."""
-
-    def open(self, spider):
-        from collections import deque
-
-        super().open(spider)
-        self.local = deque()
-        self.active_key = spider.settings.get("NEWSWATCH_FRONTIER_ACTIVE")
-        self.name = str(os.getpid())
-        self.busy = False
-
-    def enqueue_request(self, request):
-        if request.url.startswith("data:"):
-            self.local.append(request)
-            return True
-        return super().enqueue_request(request)
-
-    def next_request(self):
-        if self.local:
-            return self.local.popleft()
-        if not self.busy:  # busy before popping: the leader never sees "queue empty, all idle" mid-hand-over
-            self.server.hset(self.active_key, self.name, 1)
-            self.busy = True
-        return super().next_request()
-
-    def has_pending_requests(self):
-        return bool(self.local) or super().has_pending_requests()
-
-    def mark_idle(self):
-        self.server.hset(self.active_key, self.name, 0)
-        self.busy = False
-
-
-def child(args) -> None:
-    from scrapy.core.engine import ExecutionEngine
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.exceptions import DontCloseSpider
-
-    from crawler.run import quiet_loggers
-    from crawler.settings import scrapy_settings
-    from crawler.spiders.daydaynews import DaydaynewsSpider
-    from newswatch.config import Settings
-
-    ExecutionEngine._SLOT_HEARTBEAT_INTERVAL = 0.2
-    settings = Settings.load()
-    keys = settings.keys
-    leader = args.role == "leader"
-    pass_key, active_key = keys.frontier + ":pass", keys.frontier + ":active"
-
-    class SharedPassSpider(DaydaynewsSpider):
-        async def start(self):
-            if leader:
-                async for request in super().start():
-                    yield request
-
-        def release_items(self, spider=None):
-            super().release_items(spider)  # raises DontCloseSpider while this process holds items
-            scheduler = self.crawler.engine._slot.scheduler
-            scheduler.mark_idle()
-            client = scheduler.server
-            if leader:
-                if len(scheduler.queue) == 0 and not any(int(v) for v in client.hvals(active_key)):
-                    client.delete(pass_key)
-                    return
-                raise DontCloseSpider
-            if client.exists(pass_key) or len(scheduler.queue):
-                raise DontCloseSpider
-
-    quiet_loggers(settings.log_level)
-    redis_client = redis.Redis.from_url(settings.redis_url)
-    if leader:
-        redis_client.set(pass_key, os.getpid(), ex=900)
-    scrapy = scrapy_settings(settings)
-    scrapy.update({
-        "SCHEDULER": "__main__.FrontierScheduler",
-        "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
-        "SCHEDULER_QUEUE_KEY": keys.frontier + ":requests",
-        "SCHEDULER_DUPEFILTER_KEY": keys.frontier + ":dupefilter",
-        "SCHEDULER_PERSIST": True,  # a process that ends must not flush the queue the others still use
-        "REDIS_URL": settings.redis_url,
-        "NEWSWATCH_FRONTIER_ACTIVE": active_key,
-    })
-    started = time.time()
-    process = CrawlerProcess(scrapy)
-    crawler = process.create_crawler(SharedPassSpider)
-    process.crawl(crawler)
-    process.start()
-    stats = crawler.stats.get_stats()
-    print(json.dumps({"role": args.role, "duration": time.time() - started,
-                      "requests": stats.get("downloader/request_count", 0),
-                      "fetched": stats.get("newswatch/fetched", 0), "new": stats.get("newswatch/new", 0),
-                      "reprints": stats.get("newswatch/reprints", 0),
-                      "off_topic": stats.get("newswatch/off_topic", 0),
-                      "already_queued": stats.get("newswatch/already_queued", 0)}))
-
-
-def run(server: ReplicaServer, n: int, args, client: redis.Redis) -> dict:
+def run(server: ReplicaServer, n: int, args, client: redis.Redis, frontier: str = "redis") -> dict:
     prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
     server.call("reset_counts")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -164,9 +53,9 @@ def run(server: ReplicaServer, n: int, args, client: redis.Redis) -> dict:
                         "NEWSWATCH_DATA_DIR": data_dir, "NEWSWATCH_SITE_URL": server.url,
                         "NEWSWATCH_CONCURRENCY": str(args.concurrency), "NEWSWATCH_DOWNLOAD_DELAY": "0",
                         "NEWSWATCH_AUTOTHROTTLE": "0", "NEWSWATCH_MAX_PAGES": "50",
-                        "NEWSWATCH_LOG_LEVEL": "error"})
+                        "NEWSWATCH_LOG_LEVEL": "error", "NEWSWATCH_FRONTIER": frontier})
             started = time.perf_counter()
-            procs = [subprocess.Popen([sys.executable, __file__, "--child", "leader" if i == 0 else "worker"],
+            procs = [subprocess.Popen([NEWSWATCH, "crawl", "--json", "--quiet", *(["--worker"] if i else [])],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for i in range(n)]
             outs = [p.communicate(timeout=600) for p in procs]
@@ -174,7 +63,7 @@ def run(server: ReplicaServer, n: int, args, client: redis.Redis) -> dict:
             for p, (_out, err) in zip(procs, outs, strict=True):
                 if p.returncode != 0:
                     raise RuntimeError(f"a crawler process failed ({p.returncode}): {err[-2000:]}")
-            summaries = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+            summaries = [json.loads(out.strip().splitlines()[-1])["counts"] for out, _ in outs]
             entries = client.xrange(f"{prefix}:items")
     finally:
         cleanup(client, prefix)
@@ -183,7 +72,7 @@ def run(server: ReplicaServer, n: int, args, client: redis.Redis) -> dict:
     per_path = Counter(e[1] for e in log if e[1].endswith(".html"))
     ids = Counter(fields[b"id"].decode() for _, fields in entries)
     pages = sum(1 for e in log if e[2] == 200 and (e[1].endswith(".html") or "?page=" in e[1]))
-    return {"processes": n, "wall": wall, "pages": pages, "rate": pages / wall,
+    return {"processes": n, "frontier": frontier, "wall": wall, "pages": pages, "rate": pages / wall,
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "articles_fetched": len(per_path), "max_fetches": max(per_path.values(), default=0),
             "stream_entries": len(entries), "distinct_ids": len(ids), "max_per_id": max(ids.values(), default=0),
@@ -199,22 +88,20 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--redis-url", default=os.environ.get("NEWSWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "scaleout.txt"))
-    parser.add_argument("--child", choices=("leader", "worker"), help=argparse.SUPPRESS, dest="role")
+    parser.add_argument("--no-anchor", action="store_true", help="skip the one-process in-memory-frontier run")
     args = parser.parse_args()
-    if args.role:
-        child(args)
-        return 0
 
     client = redis.Redis.from_url(args.redis_url)
     t0 = time.perf_counter()
     server = ReplicaServer(("crawl", {"articles": args.articles, "per_page": args.per_page}))
     print(f"replica of {args.articles} articles ready in {time.perf_counter() - t0:.1f} s", flush=True)
     results = []
+    runs = ([] if args.no_anchor else [(1, "memory")]) + [(n, "redis") for n in args.processes]
     try:
-        for n in args.processes:
-            r = run(server, n, args, client)
+        for n, frontier in runs:
+            r = run(server, n, args, client, frontier)
             results.append(r)
-            print(f"  {n} process(es): {r['pages']} pages in {r['wall']:.1f} s = {r['rate']:.0f} pages/s; CPU "
+            print(f"  {n} process(es), {frontier} frontier: {r['pages']} pages in {r['wall']:.1f} s = {r['rate']:.0f} pages/s; CPU "
                   f"{r['cpu']:.1f} s; per process fetched {r['per_process_fetched']}; max fetches per article "
                   f"{r['max_fetches']}; stream {r['stream_entries']} entries, {r['distinct_ids']} ids; "
                   f"load {r['load']:.2f}", flush=True)
@@ -222,7 +109,7 @@ def main() -> int:
         server.stop()
     cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                       if line.startswith("model name")), "?")
-    base = results[0]["rate"]
+    base = next(r["rate"] for r in results if r["frontier"] == "redis")
     lines = [
         f"newswatch scale-out benchmark (scrapy-redis shared frontier) — {time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"machine: {cpu_model}, nproc {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()} "
@@ -232,16 +119,18 @@ def main() -> int:
         f"replica: {args.articles} articles, {args.per_page} per list page (50 list pages); every other article "
         "on topic; concurrency per process " + str(args.concurrency),
         "",
-        "processes  pages  wall s  pages/s  speed-up  CPU s  max fetches/article  stream entries  ids  "
+        "processes frontier  pages  wall s  pages/s  speed-up  CPU s  max fetches/article  stream entries  ids  "
         "max entries/id  new (sum)  fetched per process  load",
     ]
     for r in results:
-        lines.append(f"{r['processes']:9d}  {r['pages']:5d}  {r['wall']:6.1f}  {r['rate']:7.0f}  "
+        lines.append(f"{r['processes']:9d} {r['frontier']:8s} {r['pages']:5d}  {r['wall']:6.1f}  {r['rate']:7.0f}  "
                      f"{r['rate'] / base:8.2f}  {r['cpu']:5.1f}  {r['max_fetches']:19d}  {r['stream_entries']:14d}  "
                      f"{r['distinct_ids']:4d}  {r['max_per_id']:14d}  {r['new']:9d}  "
                      f"{str(r['per_process_fetched']):19s}  {r['load']:.2f}")
     ok = all(r["max_fetches"] == 1 and r["max_per_id"] == 1 and r["stream_entries"] == r["new"]
              and r["articles_fetched"] == args.articles for r in results)
+    lines += ["speed-up is against the first redis-frontier row; the memory row is the ordinary one-process pass "
+              "(the anchor for the shared frontier's own cost)"]
     lines += ["", "exactly once: " + ("yes — every article page requested once, every stream id once, entries = new"
                                       if ok else "NO — see the table")]
     text = "\n".join(lines) + "\n"

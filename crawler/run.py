@@ -30,7 +30,7 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def run_pass(settings, *, baseline: bool = False, progress=None) -> dict:
+def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
     """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times)."""
     from scrapy.crawler import CrawlerProcess
 
@@ -38,7 +38,7 @@ def run_pass(settings, *, baseline: bool = False, progress=None) -> dict:
 
     started = time.time()
     quiet_loggers(settings.log_level)
-    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress))
+    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress, worker=worker))
     crawler = process.create_crawler(DaydaynewsSpider)
     process.crawl(crawler)
     process.start()
@@ -133,21 +133,25 @@ class _ProgressLine:
             self.stream.write("\n")
 
 
-def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False) -> int:
+def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False,
+                  worker: bool = False) -> int:
     load_topic(settings.topics)  # a broken topic file is a configuration error: exit 2 before crawling
     trigger = os.environ.get("NEWSWATCH_RUN_TRIGGER") or ("baseline" if baseline else "manual")
     line = None if quiet else _ProgressLine(sys.stderr)
     # Scrapy deep-copies its settings: hand it a plain function, not the object holding sys.stderr.
     progress = None if line is None else (lambda counts: line(counts))
     with redis_session(settings) as client:
-        summary = run_pass(settings, baseline=baseline, progress=progress)
+        summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker)
         if line:
             line.done()
+        if worker:  # the leader judges and records the pass; a worker may well have read no list page
+            summary.update(outcome="worker", alerts=[])
         for alert in summary["alerts"]:
             log.error("crawl alert: %s", alert)
         summary.update(id=uuid.uuid4().hex[:12], trigger=trigger, site_url=settings.site_url)
-        RunHistory(client, settings.keys, settings.history_size).record(summary)
-        if not baseline:
+        if not worker:
+            RunHistory(client, settings.keys, settings.history_size).record(summary)
+        if not baseline and not worker:
             trim(client, settings.keys, settings.stream_retention_days)
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))

@@ -7,11 +7,14 @@ cap, retries of transient errors with Retry-After honoured, robots.txt obeyed, n
 
 from __future__ import annotations
 
+from crawler.frontier import frontier_settings
 from newswatch import defaults
 
 
-def scrapy_settings(settings, *, baseline: bool = False, progress=None) -> dict:
-    """The Scrapy settings dict; `settings` (newswatch.config.Settings) rides along for from_crawler."""
+def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
+    """The Scrapy settings dict; `settings` (newswatch.config.Settings) rides along for from_crawler.
+    With NEWSWATCH_FRONTIER=redis the pass's requests are shared (crawler.frontier); `worker` joins the
+    leader's pass instead of starting one."""
     return {
         "BOT_NAME": "newswatch",
         "NEWSWATCH": settings,
@@ -62,5 +65,15 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None) -> dict:
         "EXTENSIONS": {
             "scrapy.extensions.telnet.TelnetConsole": None,
             "crawler.progress.Progress": 500,
+            "crawler.frontier.SharedPass": 400,
         },
+        **_frontier(settings, worker),
     }
+
+
+def _frontier(settings, worker: bool) -> dict:
+    if settings.frontier == "memory":
+        return {}
+    from newswatch.connection import redis_url
+
+    return frontier_settings(settings, redis_url(settings), "worker" if worker else "leader")

@@ -209,6 +209,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("cron", _cron, None, "5-field cron expression instead of an interval"),
     Spec("timezone", _timezone, defaults.DEFAULT_TIMEZONE, "time zone the cron expression is evaluated in"),
     Spec("run_timeout", _number(int, minimum=10), defaults.RUN_TIMEOUT, "seconds a revisit may take before it is killed"),
+    Spec("frontier", _choice(("memory", "redis")), "memory", "a pass's request queue: memory (one process) or redis (scrapy-redis, shared with `newswatch crawl --worker` processes)"),
     Spec("concurrency", _number(int, minimum=1, maximum=64), defaults.DEFAULT_CONCURRENCY, "concurrent requests to the site"),
     Spec("download_delay", _number(float, minimum=0), defaults.DEFAULT_DOWNLOAD_DELAY, "seconds between requests to the site"),
     Spec("autothrottle", _bool, True, "adapt the delay to the site's latency (Scrapy AutoThrottle)"),
@@ -275,6 +276,7 @@ class Settings:
     cron: str | None = None
     timezone: str = defaults.DEFAULT_TIMEZONE
     run_timeout: int = defaults.RUN_TIMEOUT
+    frontier: str = "memory"
     concurrency: int = defaults.DEFAULT_CONCURRENCY
     download_delay: float = defaults.DEFAULT_DOWNLOAD_DELAY
     autothrottle: bool = True

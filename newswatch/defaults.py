@@ -159,3 +159,22 @@ class Keys:
     def frontier(self) -> str:
         """Shared request frontier for scale-out crawls (several processes, one pass)."""
         return self._k("frontier")
+
+    @property
+    def frontier_requests(self) -> str:
+        """scrapy-redis request queue (a sorted set) of a shared pass (NEWSWATCH_FRONTIER=redis)."""
+        return self._k("frontier", "requests")
+
+    @property
+    def frontier_dupefilter(self) -> str:
+        """scrapy-redis request fingerprints (a set) of the current shared pass; emptied when one starts."""
+        return self._k("frontier", "dupefilter")
+
+    @property
+    def frontier_pass(self) -> str:
+        """Set (with a TTL) while a shared pass is open: workers join it and stay until it ends."""
+        return self._k("frontier", "pass")
+
+    def frontier_active(self, member: str) -> str:
+        """Set (with a TTL) while one process of a shared pass is busy."""
+        return self._k("frontier", "active", member)

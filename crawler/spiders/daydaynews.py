@@ -69,6 +69,8 @@ class DaydaynewsSpider(scrapy.Spider):
 
     # -- list pages -------------------------------------------------------------------------------
     async def start(self):
+        if self.crawler.settings.get("NEWSWATCH_FRONTIER_ROLE") == "worker":
+            return  # a worker of a shared pass (crawler.frontier): the leader seeds it
         self.seen.sweep()
         for category in self.nw.categories:
             yield self._list_request(category, 1)
