@@ -3,7 +3,9 @@
 Why a session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group) must reach only the
 daemon, which then decides how each child stops. Why a guard in front of each child: if the daemon dies,
 even by SIGKILL, the kernel sends the child SIGTERM (Linux parent-death signal), so no alert worker or
-crawl is left running without its parent.
+crawl is left running without its parent. A crawl gets SIGKILL rather than SIGTERM: on SIGTERM Scrapy waits
+for its downloads in flight (up to the download timeout), and an orphaned crawl must not overlap the next
+leader's; each item is one XADD, so a kill never leaves one half-queued.
 """
 
 from __future__ import annotations
@@ -18,27 +20,27 @@ log = logging.getLogger(__name__)
 
 KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a child's process group
 
-# Runs in front of every child: asks for SIGTERM when the daemon dies, then execs the real command.
+# Runs in front of every child: asks for a signal when the daemon dies, then execs the real command.
 _ORPHAN_GUARD = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, int(sys.argv[1]))  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[2]):\n"
     "    sys.exit(0)  # the daemon already died before the guard was in place\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 
 
-def _command(*args: str) -> list[str]:
+def _command(args: list[str], death_signal: int) -> list[str]:
     command = [sys.executable, "-m", "newswatch.cli", *args]
     if sys.platform.startswith("linux"):
-        return [sys.executable, "-c", _ORPHAN_GUARD, str(os.getpid()), *command]
+        return [sys.executable, "-c", _ORPHAN_GUARD, str(int(death_signal)), str(os.getpid()), *command]
     return command
 
 
-def spawn(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
-    """`newswatch <args>` as a child in its own session, guarded against outliving the daemon."""
-    return subprocess.Popen(_command(*args), env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                            close_fds=True, **kwargs)
+def spawn(args: list[str], env: dict, *, death_signal: int = signal.SIGTERM, **kwargs) -> subprocess.Popen:
+    """`newswatch <args>` as a child in its own session that gets `death_signal` if the daemon dies."""
+    return subprocess.Popen(_command(args, death_signal), env=env, stdin=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True, **kwargs)
 
 
 def stop_group(proc: subprocess.Popen, grace: float = KILL_GRACE, first: int = signal.SIGTERM) -> int | None:

@@ -283,7 +283,7 @@ class Daemon:
             self.current_stop = None
             if self.stopping.is_set() or not self.leading:  # stopped between the job's start and here
                 return "killed", None, "stopped before the revisit started"
-            proc = spawn(["crawl", "--json", "--quiet"], env, stdout=out)
+            proc = spawn(["crawl", "--json", "--quiet"], env, stdout=out, death_signal=signal.SIGKILL)
             self.current = proc
             log.info("revisit started (pid %d)", proc.pid)
             try:

@@ -277,27 +277,39 @@ def test_second_signal_forces_exit(daemons, daemon_env, site):
         release.set()
 
 
-def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, redis_client, keys):
-    first = daemons(daemon_env, "a")
+def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, site, redis_client, keys):
+    replica, _ = site
+    env = dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120")
+    first = daemons(env, "a")
     assert wait_for(lambda: leader_pid(redis_client, keys.leader) == first.pid), first.log()
-    second = daemons(daemon_env, "b")
-    assert wait_for(lambda: "revisit started" in first.log())
-    # the standby is up (it polls the lock) but does not schedule while the leader renews
+    second = daemons(env, "b")
     assert wait_for(lambda: "standby:" in second.log()), second.log()
     runs_before = len(RunHistory(redis_client, keys, 200).latest(200))
     assert wait_for(lambda: len(RunHistory(redis_client, keys, 200).latest(200)) >= runs_before + 2), first.log()
+    # the standby is up and polling, but never schedules while the leader renews
     assert leader_pid(redis_client, keys.leader) == first.pid
     assert "revisit started" not in second.log()
     assert "leader now" not in second.log()
 
-    first.children()
-    first.proc.kill()  # SIGKILL: no release, no clean-up; the lock must expire and the standby take over
-    first.proc.wait(timeout=10)
-    assert wait_for(lambda: leader_pid(redis_client, keys.leader) == second.pid), second.log()
-    assert wait_for(lambda: "revisit started" in second.log()), second.log()
-    # the dead leader's children were told to go (parent-death signal), none is left running
-    assert wait_for(lambda: not first.leftovers(), deadline=30), [p.cmdline() for p in first.leftovers()]
+    release, hit = threading.Event(), threading.Event()
 
+    def hang(handler):
+        hit.set()
+        return release.wait(60) and False
+
+    replica.faults["/international"] = hang
+    try:
+        assert hit.wait(DEADLINE), first.log()  # a revisit is now hanging on the site's list page
+        orphan = wait_for(lambda: first.child_running("crawl"))
+        assert orphan, first.log()
+        first.proc.kill()  # SIGKILL: no release, no clean-up; the lock must expire and the standby take over
+        first.proc.wait(timeout=10)
+        assert wait_for(lambda: leader_pid(redis_client, keys.leader) == second.pid), second.log()
+        assert wait_for(lambda: "revisit started" in second.log()), second.log()
+        # the dead leader's crawl was told to stop by the kernel (parent-death signal), not left hanging
+        assert wait_for(lambda: not first.leftovers(), deadline=20), [p.cmdline() for p in first.leftovers()]
+    finally:
+        release.set()
     second.signal(signal.SIGTERM)
     assert second.wait() == 0, second.log()
     assert redis_client.get(keys.leader) is None

@@ -63,8 +63,10 @@ def test_standby_takes_over_after_expiry(redis_client, keys):
 
 def test_renew_reports_failure_when_redis_is_unreachable(keys):
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     lock = LeaderLock(dead, keys.leader, ttl=3, holder="a")
     assert lock.renew() is False
 

@@ -101,10 +101,12 @@ def test_metrics_export_the_status_figures(redis_client, keys, make_settings):
 
 def test_metrics_report_redis_down(keys, make_settings):
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     from scheduler.metrics import serve
 
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     server = serve(make_settings(NEWSWATCH_METRICS_PORT="0"), client=lambda: dead, leading=lambda: False,
                    addr="127.0.0.1")
     try:
