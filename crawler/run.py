@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 import uuid
@@ -134,9 +133,9 @@ class _ProgressLine:
 
 
 def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False,
-                  worker: bool = False) -> int:
+                  worker: bool = False, trigger: str | None = None) -> int:
     load_topic(settings.topics)  # a broken topic file is a configuration error: exit 2 before crawling
-    trigger = os.environ.get("NEWSWATCH_RUN_TRIGGER") or ("baseline" if baseline else "manual")
+    trigger = trigger or ("baseline" if baseline else "manual")
     line = None if quiet else _ProgressLine(sys.stderr)
     # Scrapy deep-copies its settings: hand it a plain function, not the object holding sys.stderr.
     progress = None if line is None else (lambda counts: line(counts))

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="record what is on the site as seen without queueing it (no alert flood on first start)")
     crawl.add_argument("--json", action="store_true", help="print the summary as JSON")
     crawl.add_argument("--quiet", action="store_true", help="no progress line")
+    crawl.add_argument("--trigger", default=None, help=argparse.SUPPRESS)  # the daemon labels its runs
     crawl.add_argument("--worker", action="store_true",
                        help="with NEWSWATCH_FRONTIER=redis: join the running pass (or wait for the next) as an "
                             "extra crawler process, then exit when it ends")
@@ -102,7 +103,7 @@ def _dispatch(args, settings) -> int:
         if args.worker and settings.frontier != "redis":
             raise ConfigError("NEWSWATCH_FRONTIER", "--worker needs NEWSWATCH_FRONTIER=redis (a shared frontier)")
         return crawl_command(settings, baseline=args.baseline, as_json=args.json, quiet=args.quiet,
-                             worker=args.worker)
+                             worker=args.worker, trigger=args.trigger)
     if args.command == "probe":
         from crawler.probe import probe_command
 

@@ -47,25 +47,11 @@ from scheduler.schedule import build_trigger, describe
 
 log = logging.getLogger(__name__)
 
-TRIGGER_ENV = "NEWSWATCH_RUN_TRIGGER"  # read by `newswatch crawl` to label its run record
 STOP_GRACE = 5.0          # seconds a running revisit may go on after SIGTERM before it is asked to stop
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 60.0  # backoff while Redis is unreachable
 WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that keeps exiting
 OK_OUTCOMES = ("ok",)
 SUMMARY_COUNTS = ("list_pages", "fetched", "new", "reprints", "off_topic", "errors")
-
-
-def _trigger_env_accepted() -> bool:
-    """Whether the settings know NEWSWATCH_RUN_TRIGGER: an unknown NEWSWATCH_ variable makes the child
-    exit 2, and a run labelled `manual` is better than no run at all."""
-    from newswatch.config import Settings
-    from newswatch.errors import ConfigError
-
-    try:
-        Settings.load({TRIGGER_ENV: "schedule"})
-    except ConfigError:
-        return False
-    return True
 
 
 def _now_iso() -> str:
@@ -277,13 +263,11 @@ class Daemon:
 
     def _run_child(self) -> tuple[str, dict | None, str | None]:
         env = dict(self.child_env)
-        if _trigger_env_accepted():
-            env[TRIGGER_ENV] = "schedule"
         with tempfile.TemporaryFile() as out:
             self.current_stop = None
             if self.stopping.is_set() or not self.leading:  # stopped between the job's start and here
                 return "killed", None, "stopped before the revisit started"
-            proc = spawn(["crawl", "--json", "--quiet"], env, stdout=out, death_signal=signal.SIGKILL)
+            proc = spawn(["crawl", "--json", "--quiet", "--trigger", "schedule"], env, stdout=out, death_signal=signal.SIGKILL)
             self.current = proc
             log.info("revisit started (pid %d)", proc.pid)
             try:

@@ -155,6 +155,7 @@ def test_scheduled_revisits_queue_new_items_and_check_in(daemons, daemon_env, si
         replica.add(fresh)
         assert wait_for(lambda: f"daydaynews-{fresh.id}" in stream_ids(redis_client, keys.items)), daemon.log()
         assert wait_for(lambda: len(RunHistory(redis_client, keys, 50).latest(50)) >= 2)
+        assert {run["trigger"] for run in RunHistory(redis_client, keys, 50).latest(50)} == {"schedule"}
 
         def checkins():
             return [c for c in sentry.checkins() if c.get("monitor_slug") == "newswatch-revisit"]
