@@ -227,7 +227,10 @@ if best then
   local ch, cl, cweight, clen, idlen, pos = struct.unpack('>I4I4I4I4I2', rec)
   local orig_id = string.sub(rec, pos, pos + idlen - 1)
   local orig_url = string.sub(rec, pos + idlen)
-  if mode == 'insert' then
+  -- A crawler that processes an article again (a racing pass) finds the article itself: that is not a
+  -- reprint of it; and a reprint seen twice is listed once (LPOS: Redis 6.0.6+).
+  if mode == 'insert' and orig_id ~= item_id and url ~= orig_url
+      and not redis.call('LPOS', reprints_prefix .. orig_id, url) then
     local rkey = reprints_prefix .. orig_id
     redis.call('RPUSH', rkey, url)
     local left = redis.call('PTTL', best.key)
@@ -262,8 +265,9 @@ class DedupeIndex:
     """The fingerprint index in Redis. Reads `dedupe_retention_days` and `dedupe_min_chars` (passed in).
 
     `check_and_insert` is atomic: of two crawls racing on one story, one inserts it and the other is told
-    it is a reprint. A reprint's URL is appended to `keys.reprints(original id)`, which expires with the
-    original.
+    it is a reprint. A reprint's URL is appended to `keys.reprints(original id)` (once), which expires with
+    the original. An article checked again under its own item id or URL matches itself (duplicate, with
+    `original_id == item_id`) and is not listed as its own reprint.
     """
 
     def __init__(self, client, keys: Keys, retention_days: int = defaults.DEFAULT_DEDUPE_RETENTION_DAYS,

@@ -170,6 +170,16 @@ def test_reprint_is_recorded_against_the_original_and_not_inserted(index, client
     assert 0 < client.ttl(keys.reprints("a1")) <= 31 * DAY
 
 
+def test_an_article_processed_again_is_not_its_own_reprint(index):
+    index.check_and_insert("a1", "https://site/a1", STORY, now=NOW)
+    again = index.check_and_insert("a1", "https://site/a1", STORY, now=NOW + 5)
+    assert again.duplicate and again.original_id == "a1"
+    for _ in range(2):  # a racing pass processes the reprint twice: it is listed once
+        assert index.check_and_insert("r1", "https://other/r1", REPRINTS["boilerplate"], now=NOW + 9).duplicate
+    assert index.reprints("a1") == ["https://other/r1"]
+    assert index.count(now=NOW) == 1
+
+
 @pytest.mark.parametrize("kind", sorted(DISTINCT))
 def test_distinct_articles_are_inserted(index, kind):
     earlier, later = DISTINCT[kind]
