@@ -115,8 +115,16 @@ def _redis_url(name: str, raw: Any) -> str | None:
     if value is None:
         return None
     scheme = urlsplit(value).scheme
+    if scheme == "redis+sentinel":
+        from newswatch.connection import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(value)
+        except ValueError:
+            raise ConfigError(name, "expected redis+sentinel://[:password@]host[:port][,host[:port]…]/service[/db]") from None
+        return value
     if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(name, f"expected a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+        raise ConfigError(name, f"expected a redis://, rediss://, unix:// or redis+sentinel:// URL, got scheme {scheme!r}")
     return value
 
 
@@ -198,7 +206,7 @@ def _default_data_dir() -> Path:
 
 
 SPECS: tuple[Spec, ...] = (
-    Spec("redis_url", _redis_url, None, "Redis server URL (redis://, rediss://, unix://); unset: embedded server", secret=True),
+    Spec("redis_url", _redis_url, None, "Redis server URL (redis://, rediss://, unix://, redis+sentinel://host:26379,…/service); unset: embedded server", secret=True),
     Spec("data_dir", _path(False), None, "folder for the embedded Redis and local state (default ~/.local/share/newswatch)"),
     Spec("key_prefix", _prefix, "newswatch", "prefix of every Redis key"),
     Spec("site_url", parse_site_url, defaults.DEFAULT_SITE_URL, "origin of the site (scheme://host[:port]); a replica for tests"),

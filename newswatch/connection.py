@@ -21,11 +21,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 import redis
 from filelock import FileLock, Timeout
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from newswatch.errors import RedisUnavailable
 
@@ -39,8 +41,40 @@ START_TIMEOUT = 15.0
 RETRIES = 10
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None, str | None]:
+    """`redis+sentinel://[user:password@]host[:port][,host[:port]…]/service[/db]` ->
+    (sentinels, service, db, username, password). The password is the primary's (and the sentinels')."""
+    rest = url[len(SENTINEL_SCHEME) + 3:]
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
+    sentinels = []
+    for part in filter(None, hosts.split(",")):
+        host, sep, port = part.rpartition(":")
+        if not sep or "]" in port:  # no port given (or a bare IPv6 literal)
+            host, port = part, ""
+        sentinels.append((host.strip("[]"), int(port) if port else 26379))
+    service, _, db = path.partition("/")
+    if not sentinels or not service or (db and not db.isdigit()):
+        raise ValueError("expected redis+sentinel://[:password@]host[:port][,host[:port]…]/service[/db]")
+    return sentinels, service, int(db or 0), unquote(username) or None, unquote(password) or None
+
+
+def _client(url: str, **options) -> redis.Redis:
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        # The sentinels say which server is the primary; the client asks again after a fail-over.
+        sentinels, service, db, username, password = parse_sentinel_url(url)
+        sentinel = Sentinel(sentinels, socket_timeout=options.get("socket_connect_timeout", CONNECT_TIMEOUT),
+                            sentinel_kwargs={"password": password} if password else None)
+        return sentinel.master_for(service, db=db, username=username, password=password, **options)
+    return redis.Redis.from_url(url, **options)
+
+
 def client_from_url(url: str, **kwargs) -> redis.Redis:
-    """A client for an explicit URL (redis://, rediss://, unix://) with newswatch's timeouts."""
+    """A client for an explicit URL (redis://, rediss://, unix://, redis+sentinel://) with newswatch's timeouts."""
     # A restarted server (or a failover) must not fail a crawl or a delivery: commands are retried with
     # exponential backoff for about a minute before the error surfaces.
     options = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
@@ -48,13 +82,13 @@ def client_from_url(url: str, **kwargs) -> redis.Redis:
                    retry=Retry(ExponentialBackoff(cap=8.0, base=0.1), RETRIES),
                    retry_on_error=[redis.ConnectionError, redis.TimeoutError])
     options.update(kwargs)
-    return redis.Redis.from_url(url, **options)
+    return _client(url, **options)
 
 
 def check(url: str, where: str) -> redis.Redis:
     """Ping once, without retries, so an unreachable server is one clear error at start (not a minute of
     retries and then a traceback); then hand out a client that does retry."""
-    probe = redis.Redis.from_url(url, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT)
+    probe = _client(url, socket_timeout=CONNECT_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT)
     try:
         probe.ping()
     except redis.RedisError as exc:

