@@ -14,8 +14,6 @@ import sys
 import time
 from collections import Counter
 
-import pytest
-
 from tests.replica import standard_site
 from tests.test_crawl_e2e import stream_items
 from tests.test_faults_site import FAST
@@ -58,10 +56,6 @@ def test_two_crawlers_at_once_queue_each_new_article_once(test_env, redis_client
     assert f"{site}/international/{expected['reprint'][0]}.html".encode() in reprints
 
 
-@pytest.mark.xfail(strict=True, reason="crawler/dedupe.py's Lua script RPUSHes to the reprint list before "
-                   "the pipeline sees that the match is the article's own entry (original id == item id), and "
-                   "does not check for a URL already listed: a racing crawler records the original as its own "
-                   "reprint, and the reprint twice")
 def test_a_racing_crawler_records_a_reprint_once_and_never_the_original(test_env, redis_client, keys):
     """The race, made deterministic: the second crawler read the list pages before the first marked any
     article seen, so it fetches and processes the same articles after the first one queued them."""
