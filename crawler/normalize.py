@@ -132,6 +132,37 @@ def strip_site_furniture(text: str) -> str:
     return "\n".join(kept)
 
 
+# Code points OpenCC's t2s changes on their own: a text with none of them is already Simplified and
+# skips the conversion, which costs more than everything else in `fold` (built on first use).
+_traditional_mask = None
+
+
+def _build_traditional_mask():
+    import numpy as np
+
+    conv = _converter("t2s")
+    mask = np.zeros(0x10000, dtype=bool)
+    for start, end in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)):
+        block = "".join(chr(cp) for cp in range(start, end))
+        # One character per line so that phrase rules cannot join neighbours; line count is preserved.
+        converted = conv.convert("\n".join(block)).split("\n")
+        for cp, out in zip(range(start, end), converted, strict=True):
+            mask[cp] = out != chr(cp)
+    return mask
+
+
+def has_traditional(text: str) -> bool:
+    """Whether any character of `text` has a Simplified form of its own (t2s, character by character)."""
+    global _traditional_mask
+    if _traditional_mask is None:
+        _traditional_mask = _build_traditional_mask()
+    import numpy as np
+
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    codes = codes[codes < 0x10000]
+    return bool(_traditional_mask[codes].any())
+
+
 def fold(text: str) -> str:
     """One width and one script for the reprint detector: NFKC, Simplified with Taiwan phrases, lower case.
 
@@ -140,10 +171,9 @@ def fold(text: str) -> str:
     if not text:
         return ""
     text = nfkc(text)
-    simplified = _converter("t2s").convert(text)
-    if simplified != text:  # Traditional (or mixed): undo phrase conversion too
-        simplified = _converter("tw2sp").convert(text)
-    return simplified.lower()
+    if has_traditional(text):  # Traditional (or mixed): characters and Taiwan phrases back to Simplified
+        text = _converter("tw2sp").convert(text)
+    return text.lower()
 
 
 def squeeze(folded: str) -> str:
