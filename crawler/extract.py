@@ -148,9 +148,11 @@ def _drop_all(root, selectors: list[str]) -> None:
                 _drop(found.root)
 
 
-def text_lines(root) -> list[str]:
-    """The element's text as lines, one per block element (iterative: deep trees do not recurse)."""
-    root = copy.deepcopy(root)
+def text_lines(root, *, in_place: bool = False) -> list[str]:
+    """The element's text as lines, one per block element (iterative: deep trees do not recurse).
+    The tree is marked up on the way; `in_place` when the caller's tree is a private copy already."""
+    if not in_place:
+        root = copy.deepcopy(root)
     for node in list(root.iter(etree.Comment, etree.ProcessingInstruction)):
         _drop(node)
     for node in root.iter():
@@ -371,7 +373,7 @@ def extract_article(html: str | bytes, url: str, profile: SiteProfile) -> Extrac
                 image = unwrap_image(src, url, profile)
                 if image and image not in result.images:
                     result.images.append(image)
-        lines = text_lines(body_el)
+        lines = text_lines(body_el, in_place=True)  # body_el is this call's own copy
     paragraphs = _clean_paragraphs(lines, result.title, lead, profile)
     if paragraphs:
         methods["body"] = f"profile:{body_css}"
