@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # APScheduler logs two lines per run at INFO; the daemon logs its own line per revisit.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ from scheduler.schedule import build_trigger, describe
 
 log = logging.getLogger(__name__)
 
+SIGNAL_DEBOUNCE = 1.0     # seconds within which a repeated signal is the same stop request
 STOP_GRACE = 5.0          # seconds a running revisit may go on after SIGTERM before it is asked to stop
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 60.0  # backoff while Redis is unreachable
 WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that keeps exiting
@@ -80,6 +81,7 @@ class Daemon:
         self.keys = settings.keys
         self.stopping = threading.Event()
         self.signals = 0
+        self.first_signal_at = 0.0
         self.client: redis.Redis | None = None
         self.embedded = None
         self.lock: LeaderLock | None = None
@@ -360,9 +362,15 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
-        self.signals += 1
         name = signal.Signals(signum).name
+        now = time.monotonic()
+        # One stop request often arrives twice at once: `timeout`, a shell's Ctrl-C or a supervisor signal
+        # the process and then its process group. Only a signal a moment later means "force".
+        if self.signals and now - self.first_signal_at < SIGNAL_DEBOUNCE:
+            return
+        self.signals += 1
         if self.signals == 1:
+            self.first_signal_at = now
             log.info("%s: stopping after the running revisit (send it again to force)", name)
             self.stopping.set()
             return
