@@ -23,6 +23,9 @@ released when the pass is idle, are counted in). The two crawls alternate, `--re
 median is reported. Peak RSS is the largest sum of RSS over the child's process tree, sampled every 50 ms.
 The replica server's CPU time is reported too, to show whether the server limits the anchor.
 
+With `--before DIR` (a checkout of an older commit, e.g. `git archive 9eb40b0 | tar -x -C DIR`), a third
+crawl runs that code (`newswatch crawl` imported from DIR) in the same rotation: before/after, side by side.
+
 With `--profile`, one more newswatch pass runs in-process under pyinstrument (run_pass), and its top frames
 are written to bench/results/crawl_overhead_profile.txt.
 """
@@ -188,6 +191,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--before", metavar="DIR", help="also crawl with the newswatch code checked out in DIR")
     parser.add_argument("--redis-url", default=os.environ.get("NEWSWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "crawl_overhead.txt"))
     parser.add_argument("--bare", metavar="SITE_URL", help=argparse.SUPPRESS)  # child mode
@@ -201,9 +205,11 @@ def main() -> int:
     load_before = os.getloadavg()
     server = ReplicaServer(("crawl", {"articles": args.articles, "per_page": args.per_page}))
     results: dict[str, list[dict]] = {"newswatch": [], "bare": []}
+    if args.before:
+        results["before"] = []
     try:
         for _ in range(args.repeat):
-            for kind in ("bare", "newswatch"):
+            for kind in results:
                 server.call("reset_counts")
                 cpu0 = server_cpu(server)
                 load = os.getloadavg()[0]
@@ -214,11 +220,15 @@ def main() -> int:
                     counts = {}
                 else:
                     prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
+                    cmd = [NEWSWATCH, "crawl", "--json", "--quiet"]
+                    if kind == "before":  # the same command, its modules imported from the older checkout
+                        cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {args.before!r}); "
+                               "sys.argv = ['newswatch', 'crawl', '--json', '--quiet']; "
+                               "import newswatch.cli; sys.exit(newswatch.cli.main())"]
                     with tempfile.TemporaryDirectory() as data_dir:
                         try:
                             summary, peak, wall, cpu = run_measured(
-                                [NEWSWATCH, "crawl", "--json", "--quiet"],
-                                newswatch_env(args, prefix, data_dir, server.url))
+                                cmd, newswatch_env(args, prefix, data_dir, server.url))
                         finally:
                             cleanup(client, prefix)
                     counts = summary["counts"]
@@ -249,7 +259,8 @@ def main() -> int:
         f"machine: {cpu_model}, nproc {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}, "
         f"Redis {redis_version}; load average before {load_before[0]:.2f} (shared machine)",
         f"command: python bench/crawl_overhead.py --articles {args.articles} --per-page {args.per_page} "
-        f"--concurrency {args.concurrency} --repeat {args.repeat}" + (" --profile" if args.profile else ""),
+        f"--concurrency {args.concurrency} --repeat {args.repeat}" + (" --profile" if args.profile else "")
+        + (f" --before {args.before}" if args.before else ""),
         f"replica: {args.articles} articles, {args.per_page} per list page, pre-rendered ({server.prerendered} "
         "pages) and served from memory by a ThreadingHTTPServer in its own process",
         "",
@@ -278,6 +289,12 @@ def main() -> int:
         f"{max(r['peak_rss'] for r in results['bare']) / 2**20:.0f} MiB",
         "load average (1 min) at each run: " + ", ".join(f"{r['load']:.2f}" for k in results for r in results[k]),
     ]
+    if args.before:
+        lines += ["", f"before/after: the code in {args.before}, same rotation: "
+                  f"{med('before', 'rate'):.0f} pages/s (runs: "
+                  + ", ".join(f"{r['rate']:.0f}" for r in results["before"])
+                  + f"), CPU {med('before', 'cpu'):.2f} s, ratio to bare {med('before', 'rate') / bare:.2f}; "
+                  f"now {nw:.0f} pages/s, CPU {med('newswatch', 'cpu'):.2f} s"]
     if profile_text:
         lines += ["", "profile: bench/results/crawl_overhead_profile.txt (pyinstrument on run_pass)"]
     text = "\n".join(lines) + "\n"
