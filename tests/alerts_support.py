@@ -12,9 +12,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from alerts.worker import AlertWorker
+from tests.loopback import LoopbackServer, respond
 
 
 @dataclass
@@ -42,70 +42,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Receiver:
+class Receiver(LoopbackServer):
+    """A webhook receiver. It keeps its port across stop/start: a receiver that is down, then back."""
+
+    thread_name = "webhook-receiver"
+
     def __init__(self, *, port: int | None = None, default: Answer | None = None, plan=(), delay: float = 0.0):
-        self.port = port or free_port()
+        super().__init__(port or free_port())
         self.default = default or Answer()
         self.plan = list(plan)
         self.delay = delay  # every answer waits this long (a slow receiver)
         self.requests: list[Received] = []
         self._lock = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
         self._release = threading.Event()  # set on stop so hung handlers end
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    def handle(self, request, method: str) -> None:
+        length = int(request.headers.get("content-length") or 0)
+        body = request.rfile.read(length)
+        with self._lock:
+            self.requests.append(Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body))
+            answer = self.plan.pop(0) if self.plan else self.default
+            self._lock.notify_all()
+        if answer.hang:
+            self._release.wait(answer.hang)
+        if self.delay:
+            time.sleep(self.delay)
+        try:
+            respond(request, answer.status, answer.body, answer.headers)
+        except OSError:
+            pass  # the client gave up (timeout): that is the point of a hung answer
+
     def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    answer = receiver.plan.pop(0) if receiver.plan else receiver.default
-                    receiver._lock.notify_all()
-                if answer.hang:
-                    receiver._release.wait(answer.hang)
-                if receiver.delay:
-                    time.sleep(receiver.delay)
-                try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(answer.body)))
-                    self.end_headers()
-                    self.wfile.write(answer.body)
-                except OSError:
-                    pass  # the client gave up (timeout): that is the point of a hung answer
-
-        ThreadingHTTPServer.allow_reuse_address = True
         self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().stop()
 
     def ids(self) -> list[str]:
         with self._lock:

@@ -18,9 +18,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.loopback import LoopbackServer, respond
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -64,10 +66,13 @@ def _t(text: str) -> str:
     return conv.convert(text)
 
 
-class Replica:
+class Replica(LoopbackServer):
     """The site replica's content and HTTP server. Use as a context manager, or start()/stop()."""
 
+    thread_name = "replica"
+
     def __init__(self, per_page: int = 10, recommended: int = 5):
+        super().__init__()
         self.per_page = per_page
         self.recommended = recommended
         self.articles: dict[int, Article] = {}
@@ -78,8 +83,6 @@ class Replica:
         self.conditional = True
         self.version = 0  # bumped on every change: list pages' ETag
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- content ----------------------------------------------------------------------------------
     def add(self, *articles: Article) -> None:
@@ -167,47 +170,12 @@ class Replica:
         return _page(f"{a.title} - {SITE_NAME}", content)
 
     # -- HTTP -------------------------------------------------------------------------------------
-    def start(self, port: int = 0) -> Replica:
-        replica = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet: the replica keeps its own log
-                pass
-
-            def do_GET(self):
-                replica._handle(self)
-
-            def do_HEAD(self):
-                replica._handle(self, head=True)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="replica", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Replica:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        self._handle(h, head=method == "HEAD")
 
     def _handle(self, h: BaseHTTPRequestHandler, head: bool = False) -> None:
         with self._lock:
@@ -222,13 +190,7 @@ class Replica:
         if status == 200 and "ETag" in headers and self.conditional:
             if h.headers.get("If-None-Match") == headers["ETag"]:
                 status, data = 304, b""
-        h.send_response(status)
-        for name, value in headers.items():
-            h.send_header(name, value)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        if not head:
-            h.wfile.write(data)
+        respond(h, status, data, headers, head=head)
         with self._lock:
             self.log.append((h.command, h.path, status, len(data)))
 

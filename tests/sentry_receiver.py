@@ -12,7 +12,8 @@ import json
 import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.loopback import LoopbackServer, respond
 
 
 def parse_envelope(data: bytes) -> tuple[dict, list[dict]]:
@@ -53,11 +54,13 @@ def _decode(body: bytes, encoding: str) -> bytes:
     return body
 
 
-class SentryReceiver:
+class SentryReceiver(LoopbackServer):
+    thread_name = "sentry-receiver"
+
     def __init__(self):
+        super().__init__()
         self.envelopes: list[tuple[dict, list[dict]]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- what arrived ---------------------------------------------------------------------------------
     def items(self, kind: str | None = None) -> list[dict]:
@@ -80,51 +83,19 @@ class SentryReceiver:
         return bool(predicate())
 
     # -- HTTP -----------------------------------------------------------------------------------------
-    def start(self) -> SentryReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                if not self.path.rstrip("/").endswith("/envelope"):
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                envelope = parse_envelope(_decode(body, self.headers.get("Content-Encoding")))
-                with receiver._lock:
-                    receiver.envelopes.append(envelope)
-                answer = json.dumps({"id": envelope[0].get("event_id", "")}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="sentry-receiver", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> SentryReceiver:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def handle(self, request, method: str) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length)
+        if method != "POST" or not request.path.rstrip("/").endswith("/envelope"):
+            respond(request, 404)
+            return
+        envelope = parse_envelope(_decode(body, request.headers.get("Content-Encoding")))
+        with self._lock:
+            self.envelopes.append(envelope)
+        answer = json.dumps({"id": envelope[0].get("event_id", "")}).encode()
+        respond(request, 200, answer, {"Content-Type": "application/json"})
 
     @property
     def dsn(self) -> str:
         assert self._server is not None
-        return f"http://key@127.0.0.1:{self._server.server_address[1]}/1"
+        return f"http://key@127.0.0.1:{self.port}/1"
