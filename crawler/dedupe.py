@@ -299,7 +299,7 @@ class DedupeIndex:
         return self._run("check", "", "", evidence(text), now)
 
     def insert_evidence(self, item_id: str, url: str, ev: Evidence, now: float | None = None) -> Verdict:
-        """check_and_insert for evidence computed beforehand (benchmarks load synthetic evidence this way)."""
+        """check_and_insert for evidence computed beforehand (by crawler/analyse.py, in a worker process)."""
         return self._run("insert", item_id, url, ev, now)
 
     def _run(self, mode: str, item_id: str, url: str, ev: Evidence, now: float | None) -> Verdict:

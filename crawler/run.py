@@ -40,6 +40,7 @@ def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = 
     process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress, worker=worker))
     crawler = process.create_crawler(DaydaynewsSpider)
     process.crawl(crawler)
+    quiet_loggers(settings.log_level, levels=True)
     process.start()
     stats = crawler.stats.get_stats()
     counts = stats_counts(crawler.stats)
@@ -70,9 +71,15 @@ class _QuietLibraries(logging.Filter):
         return True
 
 
-def quiet_loggers(level: str) -> None:
+def quiet_loggers(level: str, levels: bool = False) -> None:
+    """With `levels` (after Scrapy has configured its loggers), also raise their levels, so that the
+    records of every request are not even created."""
     if level == "DEBUG":
         return
+    if levels:
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").setLevel(logging.CRITICAL)
     for handler in logging.root.handlers:
         if not any(isinstance(f, _QuietLibraries) for f in handler.filters):
             handler.addFilter(_QuietLibraries())

@@ -18,6 +18,8 @@ from newswatch.defaults import Keys
 
 log = logging.getLogger(__name__)
 
+BATCH = 100  # pages per round trip in mark_seen_later
+
 
 class SeenRecord:
     def __init__(self, client: redis.Redis, keys: Keys, *, seen_days: int, max_failures: int):
@@ -26,6 +28,7 @@ class SeenRecord:
         self.client, self.keys = client, keys
         self.ttl = seen_days * 86400
         self.max_failures = max_failures
+        self._batch: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, client: redis.Redis, settings) -> SeenRecord:
@@ -71,6 +74,23 @@ class SeenRecord:
         target.hdel(self.keys.failures, url)
         if pipe is None:
             target.execute()
+
+    def mark_seen_later(self, url: str, now: float | None = None) -> None:
+        """Record a 2xx page whose item was dropped (off topic, a reprint), in a batch: one round trip per
+        `BATCH` pages instead of one per page. Losing the batch in a crash only means fetching those pages
+        again on the next pass."""
+        self._batch[url] = f"{time.time() if now is None else now:.0f}"
+        if len(self._batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, {}
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.seen, mapping=batch)
+        pipe.hdel(self.keys.failures, *batch)
+        pipe.execute()
 
     def mark_failed(self, url: str) -> int:
         """Count a failed fetch; returns how many times this URL has failed."""

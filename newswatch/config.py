@@ -226,6 +226,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("retry_times", _number(int, minimum=0, maximum=20), defaults.DEFAULT_RETRY_TIMES, "retries of a transient error (429, 5xx, timeouts)"),
     Spec("retry_after_cap", _number(float, minimum=0), defaults.DEFAULT_RETRY_AFTER_CAP, "longest Retry-After (seconds) honoured from the site"),
     Spec("user_agent", _text(), None, "User-Agent header (default names newswatch and its version)"),
+    Spec("analysis_processes", _number(int, minimum=0, maximum=64, optional=True), None, "worker processes that extract and fingerprint pages while the crawler downloads (default 1 on a multi-core machine, else 0: in the crawler itself)"),
     Spec("seen_days", _number(int, minimum=1), defaults.DEFAULT_SEEN_DAYS, "days an article URL stays recorded as seen"),
     Spec("max_fetch_failures", _number(int, minimum=1), defaults.DEFAULT_MAX_FETCH_FAILURES, "passes that retry an article page that keeps failing"),
     Spec("topics", _path(), None, "topic file (TOML); default: the built-in US–Russia talks topic"),
@@ -293,6 +294,7 @@ class Settings:
     retry_times: int = defaults.DEFAULT_RETRY_TIMES
     retry_after_cap: float = defaults.DEFAULT_RETRY_AFTER_CAP
     user_agent: str | None = None
+    analysis_processes: int | None = None
     seen_days: int = defaults.DEFAULT_SEEN_DAYS
     max_fetch_failures: int = defaults.DEFAULT_MAX_FETCH_FAILURES
     topics: Path | None = None
@@ -335,6 +337,12 @@ class Settings:
         if self.cron:
             return None
         return self.interval or defaults.DEFAULT_INTERVAL
+
+    @property
+    def effective_analysis_processes(self) -> int:
+        if self.analysis_processes is not None:
+            return self.analysis_processes
+        return 1 if (os.cpu_count() or 1) > 1 else 0
 
     @property
     def effective_user_agent(self) -> str:
@@ -410,6 +418,8 @@ class Settings:
                 value = self.data_dir
             elif spec.attr == "interval" and value is None:
                 value = self.effective_interval
+            elif spec.attr == "analysis_processes" and value is None:
+                value = self.effective_analysis_processes
             elif spec.attr == "user_agent" and value is None:
                 value = self.effective_user_agent
             rows.append((spec.env_name, mask(value, spec.secret, spec.attr), self.sources.get(spec.attr, "default")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,12 +47,24 @@ class SiteProfile:
         self.date_re = re.compile(self.article["date_pattern"])
         self.caption_re = re.compile(self.article["caption_pattern"])
         self.title_suffix_re = re.compile(self.article["title_suffix"])
+        self._refs: dict[str, ArticleRef | None] = {}
 
     def list_url(self, site_url: str, category: str, page: int) -> str:
         return site_url + self.list_page_template.format(category=category, page=page)
 
     def article_ref(self, url_or_path: str) -> ArticleRef | None:
         """The article a URL names (language prefix, query and fragment folded), or None if it names none."""
+        # A pass asks about each URL several times (list page, request, response, recommended links).
+        try:
+            return self._refs[url_or_path]
+        except KeyError:
+            pass
+        if len(self._refs) > 50_000:
+            self._refs.clear()
+        ref = self._refs[url_or_path] = self._article_ref(url_or_path)
+        return ref
+
+    def _article_ref(self, url_or_path: str) -> ArticleRef | None:
         path = urlsplit(url_or_path).path or "/"
         if any(path.startswith(prefix) for prefix in self.excluded_prefixes):
             return None
@@ -74,7 +86,7 @@ class SiteProfile:
         return self.categories.get(slug)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_profile(name: str = "daydaynews") -> SiteProfile:
     with open(HERE / f"{name}.toml", "rb") as fh:
         return SiteProfile(tomllib.load(fh))

@@ -26,8 +26,10 @@ from scrapy.exceptions import (
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
 
-from crawler.extract import extract_article, parse_list_page
+from crawler.analyse import Analyser
+from crawler.extract import parse_list_page
 from crawler.middlewares import OffOriginRequest
+from crawler.ordering import OldestFirst
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
 from newswatch.connection import connect
@@ -49,10 +51,11 @@ class DaydaynewsSpider(scrapy.Spider):
         self.seen = SeenRecord.from_settings(client, settings)
         self.site_url = settings.site_url
         self.validators: dict[str, str] = {}
-        self.held: list[dict] = []
+        self.order = OldestFirst()
         # Canonical URLs this pass already requested or found seen: a recommended link among them needs no
         # Redis lookup (every article page has a few, nearly always the newest, already on list page 1).
         self.known: set[str] = set()
+        self.analyser = Analyser(settings.effective_analysis_processes, settings.topics)
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -90,11 +93,17 @@ class DaydaynewsSpider(scrapy.Spider):
                     headers["If-None-Match"] = validators["etag"]
                 if validators.get("last_modified"):
                     headers["If-Modified-Since"] = validators["last_modified"]
+        self.order.lists_in_flight += 1
         return scrapy.Request(url, headers=headers, callback=self.parse_list, errback=self.list_failed,
                               cb_kwargs={"category": category, "page": page},
                               meta={"handle_httpstatus_list": [304]}, dont_filter=True)
 
     def parse_list(self, response, category: str, page: int):
+        self.order.lists_in_flight -= 1
+        yield from self._list_output(response, category, page)
+        yield from self.order.ready()
+
+    def _list_output(self, response, category: str, page: int):
         if response.status == 304:
             self._count("not_modified")
             self._count("list_pages")
@@ -111,16 +120,16 @@ class DaydaynewsSpider(scrapy.Spider):
         self._count("list_links", len(canonical))
         todo = self.seen.unseen(canonical)
         self.known.update(canonical)
-        for url in todo:
-            yield self._article_request(url)
         given_up = self.seen.given_up(canonical)
         if given_up:
             self._count("given_up", len(given_up))
         if page == 1:
             self._remember_validators(response)
-        if not canonical or not todo:
-            return  # nothing new past here: older pages hold older articles
-        if page < self.nw.max_pages:
+        # Scrapy's queue is last-in first-out: the next list page goes out first, then the articles from
+        # the oldest, so that items can be released in id order while the pass is still downloading.
+        for url in todo:
+            yield self._article_request(url)
+        if todo and page < self.nw.max_pages:  # a page of seen articles ends the walk: older ones follow
             yield self._list_request(category, page + 1)
 
     def _remember_validators(self, response) -> None:
@@ -132,6 +141,7 @@ class DaydaynewsSpider(scrapy.Spider):
             self.validators[response.url] = json.dumps(validators)
 
     def closed_client(self, spider, reason):
+        self.analyser.close()
         # Validators are kept only when the pass finished: after a crash or a kill, the next pass must read
         # the list page again rather than be told "not modified" about articles it never fetched.
         if reason == "finished" and self.validators:
@@ -139,23 +149,28 @@ class DaydaynewsSpider(scrapy.Spider):
         self.client.close()
 
     def list_failed(self, failure):
+        self.order.lists_in_flight -= 1
         page = failure.request.cb_kwargs.get("page", 1)
         if page > 1 and failure.check(HttpError) and failure.value.response.status == 404:
-            return  # past the last page: the end of the list, not an error
-        self._count_failure(failure)
-        self._count("list_errors")
-        log.warning("list page failed: %s (%s)", failure.request.url, _reason(failure))
+            pass  # past the last page: the end of the list, not an error
+        else:
+            self._count_failure(failure)
+            self._count("list_errors")
+            log.warning("list page failed: %s (%s)", failure.request.url, _reason(failure))
+        yield from self.order.ready()
 
     # -- article pages ----------------------------------------------------------------------------
     def _article_request(self, url: str, depth: int = 0) -> scrapy.Request:
         self.known.add(url)
+        self.order.expect(int(self.profile.article_ref(url).id))
         return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
                               cb_kwargs={"canonical": url, "depth": depth})
 
-    def parse_article(self, response, canonical: str, depth: int):
+    async def parse_article(self, response, canonical: str, depth: int):
         self._count("fetched")
         ref = self.profile.article_ref(canonical)
-        article = extract_article(response.body, response.url, self.profile)
+        analysis = await self.analyser(response.body, response.url)
+        article = analysis.article
         if any(method.startswith("generic") for method in article.methods.values()):
             self._count("generic_extractor")
         # Links to newer articles from the recommended block: followed once, never recursively.
@@ -169,12 +184,15 @@ class DaydaynewsSpider(scrapy.Spider):
             self._count("no_body")
             log.warning("no article text extracted from %s (methods: %s)", canonical, article.methods)
             self.seen.mark_seen(canonical)  # it answered 2xx: seen, whatever it yielded
+            self.order.resolve(int(ref.id))
+            for item in self.order.ready():
+                yield item
             return
         if not article.published_at:
             self._count("no_date")
             log.warning("%s: no publication time found (%s); published_at is null",
                         canonical, "; ".join(article.warnings) or "no date element")
-        self.held.append({
+        self.order.resolve(int(ref.id), {
             "id": ref.item_id,
             "url": canonical,
             "source": self.profile.source,
@@ -188,24 +206,28 @@ class DaydaynewsSpider(scrapy.Spider):
             "images": article.images,
             "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "extraction": dict(article.methods),
+            "topic": {"name": analysis.topic.name, "score": round(analysis.topic.score, 3),
+                      "matched": analysis.topic.matched},
+            # decisions for the pipelines, removed before the item is queued
+            "_on_topic": analysis.topic.on_topic,
+            "_evidence": analysis.evidence,
         })
+        for item in self.order.ready():
+            yield item
 
-    # -- releasing items --------------------------------------------------------------------------
-    # Items are released once every page of the pass has been fetched, oldest article first (the site's ids
-    # grow over time). When an original and its reprint are both new in one pass, the original is then the
-    # one queued and the reprint is recorded against it; otherwise whichever page arrived first would win.
-    # A crash before the release loses nothing: the pages were not marked seen and are fetched again.
+    # -- releasing items (crawler/ordering.py) ---------------------------------------------------
+    # Whatever is still held when the pass has nothing left to download (a page whose request was
+    # dropped before it answered) goes out through one last in-process request. A crash before an item is
+    # released loses nothing: its page was not marked seen and is fetched again on the next pass.
     def release_items(self, spider=None):
-        if not self.held:
+        if not len(self.order):
             return
         self.crawler.engine.crawl(scrapy.Request("data:,", callback=self._release, dont_filter=True,
                                                  meta={"dont_obey_robotstxt": True}))
         raise DontCloseSpider
 
     def _release(self, response):
-        held, self.held = self.held, []
-        held.sort(key=lambda item: int(self.profile.article_ref(item["url"]).id))
-        yield from held
+        yield from self.order.drain()
 
     def article_failed(self, failure):
         url = failure.request.cb_kwargs.get("canonical", failure.request.url)
@@ -213,6 +235,8 @@ class DaydaynewsSpider(scrapy.Spider):
         failures = self.seen.mark_failed(url)
         log.warning("article page failed (%d/%d): %s (%s)", failures, self.nw.max_fetch_failures, url,
                     _reason(failure))
+        self.order.resolve(int(self.profile.article_ref(url).id))
+        yield from self.order.ready()
 
 
     def _count_failure(self, failure) -> None:
