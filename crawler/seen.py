@@ -67,13 +67,12 @@ class SeenRecord:
         failures = self.client.hmget(self.keys.failures, urls)
         return [u for u, f in zip(urls, failures, strict=True) if f is not None and int(f) >= self.max_failures]
 
-    def mark_seen(self, url: str, pipe=None, now: float | None = None) -> None:
-        """Record a 2xx page. Pass a pipeline to make it part of the transaction that queues the item."""
-        target = pipe if pipe is not None else self.client.pipeline(transaction=True)
-        target.hset(self.keys.seen, url, f"{time.time() if now is None else now:.0f}")
-        target.hdel(self.keys.failures, url)
-        if pipe is None:
-            target.execute()
+    def mark_seen(self, url: str, now: float | None = None) -> None:
+        """Record a 2xx page that yielded no item (an item's page is marked by crawler/stream.py's publish)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self.keys.seen, url, f"{time.time() if now is None else now:.0f}")
+        pipe.hdel(self.keys.failures, url)
+        pipe.execute()
 
     def mark_seen_later(self, url: str, now: float | None = None) -> None:
         """Record a 2xx page whose item was dropped (off topic, a reprint), in a batch: one round trip per
