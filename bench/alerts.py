@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis  # noqa: E402
+from report import write_report  # noqa: E402
 
 from alerts.delivery import Sender  # noqa: E402
 from alerts.formats import Request, StandardFormat  # noqa: E402
@@ -227,10 +228,7 @@ def main() -> int:
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if stale:
             client.delete(*stale)
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

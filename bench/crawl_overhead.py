@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from replica_server import ReplicaServer  # noqa: E402
+from report import write_report  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 NEWSWATCH = str(VENV_BIN / "newswatch")
@@ -297,10 +298,7 @@ def main() -> int:
                   f"now {nw:.0f} pages/s, CPU {med('newswatch', 'cpu'):.2f} s"]
     if profile_text:
         lines += ["", "profile: bench/results/crawl_overhead_profile.txt (pyinstrument on run_pass)"]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

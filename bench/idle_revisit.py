@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from crawl_overhead import NEWSWATCH, cleanup, run_measured  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
+from report import write_report  # noqa: E402
 
 
 def served(log: list) -> dict:
@@ -105,10 +106,7 @@ def main() -> int:
         f"  Scrapy's own counts (responses incl. headers): newswatch {idle_scrapy[-1][0]} requests "
         f"{idle_scrapy[-1][1]} bytes; naive {naive_scrapy[-1][0]} requests {naive_scrapy[-1][1]} bytes",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

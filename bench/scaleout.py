@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from crawl_overhead import NEWSWATCH, cleanup  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
+from report import write_report  # noqa: E402
 
 
 def run(server: ReplicaServer, n: int, args, client: redis.Redis, frontier: str = "redis") -> dict:
@@ -133,10 +134,7 @@ def main() -> int:
               "(the anchor for the shared frontier's own cost)"]
     lines += ["", "exactly once: " + ("yes — every article page requested once, every stream id once, entries = new"
                                       if ok else "NO — see the table")]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

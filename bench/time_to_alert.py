@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from crawl_overhead import NEWSWATCH, cleanup, run_measured  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
+from report import write_report  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
 STARTED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*revisit started")
@@ -197,10 +198,7 @@ def main() -> int:
         f"{statistics.median(startup):.2f} s (median of 3)",
         f"  spawn-to-spawn intervals: median {statistics.median(b - a for a, b in zip(spawns, spawns[1:], strict=False)):.2f} s",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 
