@@ -188,14 +188,26 @@ class EmbeddedRedis:
         proc.kill()
         raise RedisUnavailable(f"embedded Redis did not answer within {START_TIMEOUT:.0f}s; see {self.dir / 'redis.log'}")
 
-    def stop(self, *, only_if_alone: bool = False) -> bool:
-        """Shut the server down (saving the AOF). With `only_if_alone`, leave it up while others use it."""
+    def stop(self, *, only_if_alone: bool = False, grace: float = 0.0) -> bool:
+        """Shut the server down (SHUTDOWN persists the AOF) and wait until its process has exited.
+
+        With `only_if_alone`, leave it up while other clients use it, after waiting up to `grace` seconds
+        for connections that are closing anyway (an owner's children that just exited). True when stopped.
+        """
         if not self._answers():
             return False
-        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=2)
+        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=2)  # no retries
+        pid = self.pid()
         try:
-            if only_if_alone and len(client.client_list()) > 1:
-                return False
+            if only_if_alone:
+                deadline = time.monotonic() + grace
+                others = len(client.client_list()) - 1
+                while others and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    others = len(client.client_list()) - 1
+                if others:
+                    log.info("leaving the embedded Redis running: %d other client(s) use it", others)
+                    return False
             client.shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # SHUTDOWN closes the connection: that is success
@@ -203,11 +215,21 @@ class EmbeddedRedis:
             log.warning("could not stop embedded Redis: %s", exc)
             return False
         proc = getattr(self, "_proc", None)
-        if proc is not None:
+        if proc is not None:  # our own child
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            return True
+        deadline = time.monotonic() + 10  # another process's child: watch its pid go
+        while pid and time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.05)
+        if pid:
+            log.warning("the embedded Redis (pid %d) did not exit within 10s", pid)
         return True
 
     def pid(self) -> int | None:

@@ -420,42 +420,10 @@ class Daemon:
 
     def _stop_embedded(self) -> None:
         """`run` owns the embedded server: stop it, unless another process (a standby, a user's own
-        consumer) is still connected to it."""
-        if self.embedded is None:
-            return
-        from newswatch.connection import client_from_url
-
-        try:
-            probe = client_from_url(self.embedded.url, socket_timeout=2, socket_connect_timeout=2,
-                                    retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
-            deadline = time.monotonic() + 5
-            others = len(probe.client_list()) - 1
-            while others and time.monotonic() < deadline:  # our children's connections are closing
-                time.sleep(0.1)
-                others = len(probe.client_list()) - 1
-            if others:
-                log.info("leaving the embedded Redis running: %d other client(s) use it", others)
-                return
+        consumer) is still connected to it once our children's connections have closed."""
+        if self.embedded is not None:
             log.info("stopping the embedded Redis")
-            pid = self.embedded.pid()
-            probe.shutdown(nosave=False)  # SHUTDOWN persists the AOF; the closed connection means success
-        except redis.RedisError as exc:
-            log.warning("could not stop the embedded Redis: %s", exc)
-            return
-        server = getattr(self.embedded, "_proc", None)  # our own child when this process started it
-        if server is not None:
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.warning("the embedded Redis (pid %d) did not exit within 10s", server.pid)
-            return
-        deadline = time.monotonic() + 10
-        while pid and time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+            self.embedded.stop(only_if_alone=True, grace=5.0)
 
 
 def run_command(settings) -> int:
