@@ -146,14 +146,18 @@ def server_cpu(server: ReplicaServer) -> float:
     return t.user + t.system
 
 
-def newswatch_env(args, prefix: str, data_dir: str, site_url: str) -> dict:
+def newswatch_env(redis_url: str, prefix: str, data_dir: str, site_url: str, concurrency: int,
+                  **settings: str) -> dict:
+    """The environment of a benchmarked `newswatch` process: politeness as the anchor's (the given
+    concurrency, no delay, no AutoThrottle), its own key prefix and data folder; `settings` add NAME=value
+    for NEWSWATCH_NAME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
     env.update({
-        "NEWSWATCH_REDIS_URL": args.redis_url, "NEWSWATCH_KEY_PREFIX": prefix, "NEWSWATCH_DATA_DIR": data_dir,
-        "NEWSWATCH_SITE_URL": site_url, "NEWSWATCH_CONCURRENCY": str(args.concurrency),
-        "NEWSWATCH_DOWNLOAD_DELAY": "0", "NEWSWATCH_AUTOTHROTTLE": "0", "NEWSWATCH_MAX_PAGES": str(args.max_pages),
-        "NEWSWATCH_LOG_LEVEL": "error",
+        "NEWSWATCH_REDIS_URL": redis_url, "NEWSWATCH_KEY_PREFIX": prefix, "NEWSWATCH_DATA_DIR": data_dir,
+        "NEWSWATCH_SITE_URL": site_url, "NEWSWATCH_CONCURRENCY": str(concurrency),
+        "NEWSWATCH_DOWNLOAD_DELAY": "0", "NEWSWATCH_AUTOTHROTTLE": "0", "NEWSWATCH_LOG_LEVEL": "error",
     })
+    env.update({f"NEWSWATCH_{name.upper()}": str(value) for name, value in settings.items()})
     return env
 
 
@@ -167,7 +171,8 @@ def profile_pass(args, site_url: str, out: Path) -> str:
     """One newswatch pass in a child under pyinstrument; returns the text report."""
     prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as data_dir:
-        env = newswatch_env(args, prefix, data_dir, site_url)
+        env = newswatch_env(args.redis_url, prefix, data_dir, site_url, args.concurrency,
+                            max_pages=args.max_pages)
         code = (
             "import sys; from pyinstrument import Profiler\n"
             "from newswatch.config import Settings; from crawler.run import run_pass\n"
@@ -229,7 +234,8 @@ def main() -> int:
                     with tempfile.TemporaryDirectory() as data_dir:
                         try:
                             summary, peak, wall, cpu = run_measured(
-                                cmd, newswatch_env(args, prefix, data_dir, server.url))
+                                cmd, newswatch_env(args.redis_url, prefix, data_dir, server.url,
+                                              args.concurrency, max_pages=args.max_pages))
                         finally:
                             cleanup(client, prefix)
                     counts = summary["counts"]

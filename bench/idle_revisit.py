@@ -32,7 +32,7 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import NEWSWATCH, cleanup, run_measured  # noqa: E402
+from crawl_overhead import NEWSWATCH, cleanup, newswatch_env, run_measured  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 from report import write_report  # noqa: E402
 
@@ -59,11 +59,7 @@ def main() -> int:
     idle, idle_scrapy, naive, naive_scrapy = [], [], [], []
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-            env.update({"NEWSWATCH_REDIS_URL": args.redis_url, "NEWSWATCH_KEY_PREFIX": prefix,
-                        "NEWSWATCH_DATA_DIR": data_dir, "NEWSWATCH_SITE_URL": server.url,
-                        "NEWSWATCH_CONCURRENCY": str(args.concurrency), "NEWSWATCH_DOWNLOAD_DELAY": "0",
-                        "NEWSWATCH_AUTOTHROTTLE": "0", "NEWSWATCH_LOG_LEVEL": "error"})
+            env = newswatch_env(args.redis_url, prefix, data_dir, server.url, args.concurrency)
             first, *_ = run_measured([NEWSWATCH, "crawl", "--json", "--quiet"], env)
             first_served = served(server.call("log"))
             for _ in range(args.revisits):

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import NEWSWATCH, cleanup  # noqa: E402
+from crawl_overhead import NEWSWATCH, cleanup, newswatch_env  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 from report import write_report  # noqa: E402
 
@@ -49,12 +49,8 @@ def run(server: ReplicaServer, n: int, args, client: redis.Redis, frontier: str 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-            env.update({"NEWSWATCH_REDIS_URL": args.redis_url, "NEWSWATCH_KEY_PREFIX": prefix,
-                        "NEWSWATCH_DATA_DIR": data_dir, "NEWSWATCH_SITE_URL": server.url,
-                        "NEWSWATCH_CONCURRENCY": str(args.concurrency), "NEWSWATCH_DOWNLOAD_DELAY": "0",
-                        "NEWSWATCH_AUTOTHROTTLE": "0", "NEWSWATCH_MAX_PAGES": "50",
-                        "NEWSWATCH_LOG_LEVEL": "error", "NEWSWATCH_FRONTIER": frontier})
+            env = newswatch_env(args.redis_url, prefix, data_dir, server.url, args.concurrency,
+                                max_pages=50, frontier=frontier)
             started = time.perf_counter()
             procs = [subprocess.Popen([NEWSWATCH, "crawl", "--json", "--quiet", *(["--worker"] if i else [])],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -44,7 +44,7 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import NEWSWATCH, cleanup, run_measured  # noqa: E402
+from crawl_overhead import NEWSWATCH, cleanup, newswatch_env, run_measured  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 from report import write_report  # noqa: E402
 
@@ -107,14 +107,9 @@ def main() -> int:
     load = []
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-            env.update({
-                "NEWSWATCH_REDIS_URL": args.redis_url, "NEWSWATCH_KEY_PREFIX": prefix, "NEWSWATCH_DATA_DIR": data_dir,
-                "NEWSWATCH_SITE_URL": server.url, "NEWSWATCH_INTERVAL": str(args.interval), "NEWSWATCH_JITTER": "0",
-                "NEWSWATCH_CONCURRENCY": "16", "NEWSWATCH_DOWNLOAD_DELAY": "0", "NEWSWATCH_AUTOTHROTTLE": "0",
-                "NEWSWATCH_WEBHOOK_URL": receiver.url, "NEWSWATCH_WEBHOOK_SECRET": SECRET,
-                "NEWSWATCH_WEBHOOK_ALLOW_PRIVATE": "1", "NEWSWATCH_LOG_LEVEL": "info",
-            })
+            env = newswatch_env(args.redis_url, prefix, data_dir, server.url, 16, interval=args.interval,
+                                jitter=0, webhook_url=receiver.url, webhook_secret=SECRET,
+                                webhook_allow_private=1, log_level="info")
             log_path = Path(data_dir) / "daemon.log"
             with open(log_path, "w") as log_file:
                 daemon = subprocess.Popen([NEWSWATCH, "run"], env=env, stdout=log_file, stderr=log_file,
