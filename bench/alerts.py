@@ -25,12 +25,12 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis  # noqa: E402
+from receiver import RecordingReceiver  # noqa: E402
 from report import write_report  # noqa: E402
 
 from alerts.delivery import Sender  # noqa: E402
@@ -42,39 +42,20 @@ SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode(
 
 
 def _receiver(port: int, ready, conn) -> None:
-    received: list[tuple[str, float]] = []
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            now = time.time()
-            with lock:
-                received.append((self.headers.get("webhook-id"), now))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """The receiver in its own process (so it does not share the worker's GIL), driven through `conn`."""
+    server = RecordingReceiver(port).start()
     ready.set()
     while True:
         command = conn.recv()
         if command == "count":
-            with lock:
-                conn.send(len(received))
+            with server.lock:
+                conn.send(len(server.received))
         elif command == "dump":
-            with lock:
-                conn.send(list(received))
-                received.clear()
+            with server.lock:
+                conn.send(list(server.received))
+                server.received.clear()
         elif command == "stop":
-            server.shutdown()
+            server.stop()
             return
 
 

@@ -32,11 +32,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
@@ -45,40 +43,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from crawl_overhead import NEWSWATCH, cleanup, newswatch_env, run_measured  # noqa: E402
+from receiver import RecordingReceiver  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 from report import write_report  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
 STARTED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*revisit started")
-
-
-class Receiver:
-    """Webhook receiver on loopback: records (webhook-id, receipt time) and answers 200."""
-
-    def __init__(self):
-        self.received: dict[str, float] = {}
-        lock = threading.Lock()
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                now = time.time()
-                with lock:
-                    received.setdefault(self.headers.get("webhook-id"), now)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -100,7 +70,7 @@ def main() -> int:
     client = redis.Redis.from_url(args.redis_url)
     prefix = f"nwbench-{uuid.uuid4().hex[:8]}"
     server = ReplicaServer(("crawl", {"articles": args.initial, "per_page": 40}))
-    receiver = Receiver()
+    receiver = RecordingReceiver().start()
     added: dict[str, float] = {}
     spawns: list[float] = []
     daemon = None
@@ -126,7 +96,7 @@ def main() -> int:
                     added[f"daydaynews-{article_id}"] = at
                     load.append(os.getloadavg()[0])
                 deadline = time.time() + 3 * args.interval + 30
-                while time.time() < deadline and not set(added) <= set(receiver.received):
+                while time.time() < deadline and not set(added) <= set(receiver.first_seen()):
                     time.sleep(0.1)
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(60)
@@ -145,20 +115,21 @@ def main() -> int:
         if daemon and daemon.poll() is None:
             daemon.kill()
         server.stop()
-        receiver.server.shutdown()
+        receiver.stop()
         cleanup(client, prefix)
+    received = receiver.first_seen()
 
-    missing = [i for i in added if i not in receiver.received]
-    latencies = [receiver.received[i] - added[i] for i in added if i in receiver.received]
+    missing = [i for i in added if i not in received]
+    latencies = [received[i] - added[i] for i in added if i in received]
     waits, rests = [], []
     for i, at in added.items():
         # The revisit that delivered it: the last one spawned before receipt. It may have been spawned just
         # before the addition (its child was still starting and had not read list page 1): wait 0 then.
-        before = [s for s in spawns if s <= receiver.received.get(i, 0)]
+        before = [s for s in spawns if s <= received.get(i, 0)]
         if before:
             spawn = before[-1]
             waits.append(max(0.0, spawn - at))
-            rests.append(receiver.received[i] - max(spawn, at))
+            rests.append(received[i] - max(spawn, at))
     durations = [r["duration"] for r in runs if r.get("duration") is not None] or [float("nan")]
     startup = [w - d for w, d in idle_walls]
     cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
