@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOURCE = "daydaynews"
 DEFAULT_SITE_URL = "https://daydaynews.cc"
 DEFAULT_CATEGORIES = ("international",)
 DEFAULT_TIMEZONE = "Asia/Shanghai"
-SITE_TZ_OFFSET = "+08:00"  # the site prints China time without an offset
 
 # Schedule
 DEFAULT_INTERVAL = 600
@@ -44,8 +42,7 @@ DEFAULT_DEDUPE_MIN_CHARS = 80
 # of the new one's clause text (and DEDUPE_MIN_SHARED_CHARS characters) is in the old one.
 # Only clauses of DEDUPE_MIN_CLAUSE_CHARS or more whose hash is 0 modulo DEDUPE_CLAUSE_SAMPLE count (the
 # same ones in every copy, so the share is estimated without bias at half the memory).
-DEDUPE_MAX_DISTANCE = 3
-DEDUPE_BLOCKS = 4  # Manku et al.: DEDUPE_MAX_DISTANCE + 1 blocks, so a match agrees on one block exactly
+DEDUPE_MAX_DISTANCE = 3  # at most 3: the index cuts a fingerprint into 4 blocks, one of which must match exactly
 DEDUPE_CONTAINMENT_PER_MILLE = 600
 DEDUPE_MIN_SHARED_CHARS = 60
 DEDUPE_MIN_CLAUSE_CHARS = 8
@@ -106,9 +103,6 @@ class Keys:
         """Fingerprint index records of one day (time-bucketed so they expire whole, even on Redis 6.2)."""
         return self._k("fp", str(day))
 
-    def fp_prefix(self) -> str:
-        return self._k("fp")
-
     def reprints(self, item_id: str) -> str:
         """List of reprint URLs recorded against an original item."""
         return self._k("reprints", item_id)
@@ -154,11 +148,6 @@ class Keys:
     def consumer_lease(self, endpoint: str, consumer: str) -> str:
         """Held (with a TTL) by the live worker using a consumer name, so two never share one."""
         return self._k("alerts", endpoint, "consumer", consumer)
-
-    @property
-    def frontier(self) -> str:
-        """Shared request frontier for scale-out crawls (several processes, one pass)."""
-        return self._k("frontier")
 
     @property
     def frontier_requests(self) -> str:
