@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 from alerts.worker import AlertWorker
-from tests.loopback import LoopbackServer, respond
+from tests.loopback import LoopbackServer, free_port, respond
 
 
 @dataclass
@@ -34,12 +33,6 @@ class Received:
     @property
     def json(self):
         return json.loads(self.body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver(LoopbackServer):

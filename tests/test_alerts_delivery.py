@@ -9,7 +9,8 @@ import pytest
 from alerts.delivery import retry_after_seconds
 from alerts.worker import alerts_command
 from newswatch.errors import UnsafeEndpoint
-from tests.alerts_support import FAST, Answer, Receiver, free_port, item, publish, running_worker, wait_until
+from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker, wait_until
+from tests.loopback import free_port
 
 
 def pending(client, keys, name="default") -> int:

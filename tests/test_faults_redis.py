@@ -25,7 +25,8 @@ import pytest
 import redis
 
 from tests.alerts_support import FAST as ALERTS_FAST
-from tests.alerts_support import Receiver, free_port, item, publish, wait_until
+from tests.alerts_support import Receiver, item, publish, wait_until
+from tests.loopback import free_port
 from tests.replica import SEED_ID, corpus, corpus_article
 from tests.test_faults_site import FAST, GOOD, small_site
 
