@@ -13,9 +13,14 @@ process puts that work on a second core while the crawler keeps downloading
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -54,29 +59,64 @@ def analyse(body: bytes, url: str, topics: str | None, profile: str = "daydaynew
     return Analysis(article, match, ev)
 
 
-def _warm(topics: str | None) -> None:
-    """Worker start-up: load the profile and topic and build the lookup tables once, not on a first page."""
+def _warm(topics: str | None, parent: int | None = None) -> None:
+    """Worker start-up: die with the crawler, then load the profile and topic and build the lookup tables
+    once, not on a first page."""
+    if parent is not None and sys.platform.startswith("linux"):
+        # A crawl killed outright (by the daemon's run timeout, or the kernel when the daemon dies: see
+        # scheduler/child.py) runs no clean-up; its worker would wait on the call queue for ever.
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(0)  # the crawler died before the request was in place
     _topic(topics)
     load_profile()
     evidence("美俄會談 warm-up 預熱")
 
 
 class Analyser:
-    """Runs `analyse` in `processes` worker processes, started on first use; inline when 0."""
+    """Runs `analyse` in `processes` worker processes; inline when 0.
+
+    The workers start with the spider, so that their start-up (an interpreter, the extraction libraries,
+    the OpenCC tables: most of a second) overlaps the crawler's own start and its first list pages. A
+    worker that dies (killed, out of memory, a crash in a C extension) fails the pages it held; the pool is
+    replaced for the pages after them, up to MAX_RESTARTS times in a pass."""
+
+    MAX_RESTARTS = 3
 
     def __init__(self, processes: int, topics: Path | None):
         self.processes = processes
         self.topics = str(topics) if topics else None
         self._pool: ProcessPoolExecutor | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        if self.processes and self._pool is None:
+            # spawn, not fork: the crawling process runs threads (Twisted, redis-py) that fork would copy
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_warm, initargs=(self.topics, os.getpid()))
+            for _ in range(self.processes):
+                self._pool.submit(int)  # workers are spawned on the first submissions, not with the pool
 
     async def __call__(self, body: bytes, url: str) -> Analysis:
         if self.processes == 0:
             return analyse(body, url, self.topics)
-        if self._pool is None:
-            # spawn, not fork: the crawling process runs threads (Twisted, redis-py) that fork would copy
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_warm, initargs=(self.topics,))
-        return await asyncio.wrap_future(self._pool.submit(analyse, body, url, self.topics))
+        self.start()
+        pool = self._pool
+        try:
+            return await asyncio.wrap_future(pool.submit(analyse, body, url, self.topics))
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is not broken or self.restarts >= self.MAX_RESTARTS:
+            return  # already replaced by another page that was in flight, or out of restarts
+        self.restarts += 1
+        log.error("the analysis process died; starting a new one (%d/%d this pass)", self.restarts,
+                  self.MAX_RESTARTS)
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        self.start()
 
     def close(self) -> None:
         if self._pool is not None:

@@ -20,6 +20,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jsonschema
+import psutil
 import pytest
 
 from crawler.extract import MAX_LIST_URLS
@@ -261,6 +262,61 @@ def test_response_cut_short_of_its_content_length(test_env, redis_client, keys):
     assert counts["errors"] == 1 and counts["connection_errors"] == 1
     assert not seen(redis_client, keys, replica, VICTIM)  # tried again next pass
     assert queued_ids(redis_client, keys) == GOOD
+
+
+# --- the analysis process dies mid-pass ----------------------------------------------------------------
+
+def _analysis_processes() -> list[psutil.Process]:
+    """The crawl's analysis workers: spawned children of a `newswatch.cli crawl` child of this process."""
+    found = []
+    for crawl_proc in psutil.Process().children():
+        try:
+            if "newswatch.cli" in " ".join(crawl_proc.cmdline()):
+                found += [c for c in crawl_proc.children() if "spawn_main" in " ".join(c.cmdline())]
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_a_killed_analysis_process_is_replaced_and_its_pages_retried(test_env, redis_client, keys):
+    """SIGKILL the analysis process (as the out-of-memory killer would) when the crawler asks for the
+    victim page: the pages it held fail (counted, not seen), a new process analyses the rest of the pass,
+    and the next pass picks the failed pages up, so every on-topic article is queued, once."""
+    replica = small_site(victims=2)  # a third would repeat a healthy article's text: a reprint
+    killed = []
+
+    def kill_analysis(h):
+        deadline = time.monotonic() + 10
+        while not killed and time.monotonic() < deadline:
+            workers = _analysis_processes()
+            for worker in workers:
+                worker.kill()
+                worker.wait(5)
+                killed.append(worker.pid)
+            time.sleep(0.02)
+        return False  # then answer normally
+
+    replica.faults[path_of(VICTIM)] = kill_analysis
+    with replica:
+        code, summary, err = crawl(test_env, replica, NEWSWATCH_ANALYSIS_PROCESSES=1,
+                                   NEWSWATCH_LOG_LEVEL="warning")
+        assert killed, "no analysis process was found to kill"
+        assert code == 0, err
+        counts = summary["counts"]
+        assert counts["analysis_errors"] >= 1 and counts["errors"] == counts["analysis_errors"]
+        assert "the analysis process died; starting a new one" in err
+        failed = {a for a in replica.articles if failures(redis_client, keys, replica, a)}
+        assert len(failed) == counts["analysis_errors"]
+        assert not any(seen(redis_client, keys, replica, a) for a in failed)
+        assert queued_ids(redis_client, keys) == (GOOD | {VICTIM, VICTIM + 1}) - failed
+
+        del replica.faults[path_of(VICTIM)]
+        code, summary, err = crawl(test_env, replica)
+        assert code == 0, err
+        assert summary["counts"]["errors"] == 0
+    items = stream_items(redis_client, keys)
+    assert len(items) == len({i["id"] for i in items})
+    assert queued_ids(redis_client, keys) == GOOD | {VICTIM, VICTIM + 1}
 
 
 # --- hostile bodies ------------------------------------------------------------------------------------

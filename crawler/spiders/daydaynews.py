@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 
 import scrapy
@@ -36,6 +37,14 @@ from newswatch.connection import connect
 
 log = logging.getLogger(__name__)
 
+# Request priorities (higher goes first), so that pages are fetched oldest first whether the scheduler holds
+# a backlog or the engine takes each request as it is yielded. Items are released in id order
+# (crawler/ordering.py), and nothing can be released before the list walk ends: list pages first. Then
+# pages whose age is unknown or old (a retry from an earlier pass, a recommended link): while unanswered
+# they hold back every newer item. Then the articles of list page n at priority n: the oldest page first.
+LIST_PRIORITY = 1000
+PROMPT_ARTICLE_PRIORITY = 500
+
 
 class DaydaynewsSpider(scrapy.Spider):
     name = "daydaynews"
@@ -56,6 +65,7 @@ class DaydaynewsSpider(scrapy.Spider):
         # Redis lookup (every article page has a few, nearly always the newest, already on list page 1).
         self.known: set[str] = set()
         self.analyser = Analyser(settings.effective_analysis_processes, settings.topics)
+        self.analyser.start()
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -79,7 +89,7 @@ class DaydaynewsSpider(scrapy.Spider):
             yield self._list_request(category, 1)
         # Articles whose fetch failed on an earlier pass are retried whether or not a list page changed.
         for url in self.seen.retryable(self.site_url):
-            yield self._article_request(url)
+            yield self._article_request(url, priority=PROMPT_ARTICLE_PRIORITY)
 
     def _list_request(self, category: str, page: int) -> scrapy.Request:
         url = self.profile.list_url(self.site_url, category, page)
@@ -95,7 +105,7 @@ class DaydaynewsSpider(scrapy.Spider):
                     headers["If-Modified-Since"] = validators["last_modified"]
         self.order.lists_in_flight += 1
         return scrapy.Request(url, headers=headers, callback=self.parse_list, errback=self.list_failed,
-                              cb_kwargs={"category": category, "page": page},
+                              cb_kwargs={"category": category, "page": page}, priority=LIST_PRIORITY,
                               meta={"handle_httpstatus_list": [304]}, dont_filter=True)
 
     def parse_list(self, response, category: str, page: int):
@@ -125,12 +135,11 @@ class DaydaynewsSpider(scrapy.Spider):
             self._count("given_up", len(given_up))
         if page == 1:
             self._remember_validators(response)
-        # Scrapy's queue is last-in first-out: the next list page goes out first, then the articles from
-        # the oldest, so that items can be released in id order while the pass is still downloading.
-        for url in todo:
-            yield self._article_request(url)
         if todo and page < self.nw.max_pages:  # a page of seen articles ends the walk: older ones follow
             yield self._list_request(category, page + 1)
+        # The page lists newest first; oldest first is the order in which items can be released.
+        for url in reversed(todo):
+            yield self._article_request(url, priority=page)
 
     def _remember_validators(self, response) -> None:
         validators = {
@@ -160,16 +169,22 @@ class DaydaynewsSpider(scrapy.Spider):
         yield from self.order.ready()
 
     # -- article pages ----------------------------------------------------------------------------
-    def _article_request(self, url: str, depth: int = 0) -> scrapy.Request:
+    def _article_request(self, url: str, depth: int = 0, priority: int = 0) -> scrapy.Request:
         self.known.add(url)
         self.order.expect(int(self.profile.article_ref(url).id))
         return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
-                              cb_kwargs={"canonical": url, "depth": depth})
+                              cb_kwargs={"canonical": url, "depth": depth}, priority=priority)
 
     async def parse_article(self, response, canonical: str, depth: int):
         self._count("fetched")
         ref = self.profile.article_ref(canonical)
-        analysis = await self.analyser(response.body, response.url)
+        try:
+            analysis = await self.analyser(response.body, response.url)
+        except Exception as exc:  # a bug or a broken install, not the page: count it, say it, retry next pass
+            self._analysis_failed(canonical, int(ref.id), exc)
+            for item in self.order.ready():
+                yield item
+            return
         article = analysis.article
         if any(method.startswith("generic") for method in article.methods.values()):
             self._count("generic_extractor")
@@ -178,7 +193,7 @@ class DaydaynewsSpider(scrapy.Spider):
             links = [self.profile.canonical_url(self.site_url, u) for u in article.recommended_links]
             fresh = [u for u in dict.fromkeys(links) if u and u != canonical and u not in self.known]
             for url in self.seen.unseen(fresh):
-                yield self._article_request(url, depth=1)
+                yield self._article_request(url, depth=1, priority=PROMPT_ARTICLE_PRIORITY)
             self.known.update(fresh)
         if not article.paragraphs or not article.title:
             self._count("no_body")
@@ -192,7 +207,7 @@ class DaydaynewsSpider(scrapy.Spider):
             self._count("no_date")
             log.warning("%s: no publication time found (%s); published_at is null",
                         canonical, "; ".join(article.warnings) or "no date element")
-        self.order.resolve(int(ref.id), {
+        item = {
             "id": ref.item_id,
             "url": canonical,
             "source": self.profile.source,
@@ -211,7 +226,13 @@ class DaydaynewsSpider(scrapy.Spider):
             # decisions for the pipelines, removed before the item is queued
             "_on_topic": analysis.topic.on_topic,
             "_evidence": analysis.evidence,
-        })
+        }
+        if analysis.topic.on_topic:
+            self.order.resolve(int(ref.id), item)
+        else:
+            # Only the dedupe step depends on the order; an off-topic page just goes on to be marked seen.
+            self.order.resolve(int(ref.id))
+            yield item
         for item in self.order.ready():
             yield item
 
@@ -238,6 +259,17 @@ class DaydaynewsSpider(scrapy.Spider):
         self.order.resolve(int(self.profile.article_ref(url).id))
         yield from self.order.ready()
 
+
+    def _analysis_failed(self, url: str, article_id: int, exc: Exception) -> None:
+        """Extraction raised (or the analysis process died). The page stays unseen, so the next pass tries
+        it again, up to NEWSWATCH_MAX_FETCH_FAILURES times like a page that failed to download; logged at
+        error level, so it reaches Sentry and the run's summary says `analysis_errors`."""
+        self._count("errors")
+        self._count("analysis_errors")
+        failures = self.seen.mark_failed(url)
+        log.error("analysing %s failed (%d/%d): %s: %s", url, failures, self.nw.max_fetch_failures,
+                  type(exc).__name__, exc, exc_info=not isinstance(exc, (ImportError, BrokenProcessPool)))
+        self.order.resolve(article_id)
 
     def _count_failure(self, failure) -> None:
         """`errors`, plus the counter naming why, so the run's summary says what went wrong."""
