@@ -25,6 +25,11 @@ class RedisUnavailable(NewswatchError):
     """The configured Redis server cannot be reached, or the embedded one cannot be started."""
 
 
+class AnalysisProcessDied(NewswatchError):
+    """The analysis process died while it held a page (killed, out of memory, a crash in C code); the page
+    stays unseen and is tried again on the next pass."""
+
+
 class CrawlFailed(NewswatchError):
     """A revisit pass could not crawl the site at all (no list page answered)."""
 

@@ -304,7 +304,7 @@ def test_a_killed_analysis_process_is_replaced_and_its_pages_retried(test_env, r
         assert code == 0, err
         counts = summary["counts"]
         assert counts["analysis_errors"] >= 1 and counts["errors"] == counts["analysis_errors"]
-        assert "the analysis process died; starting a new one" in err
+        assert "the analysis process died (killed by signal 9); starting a new one" in err
         failed = {a for a in replica.articles if failures(redis_client, keys, replica, a)}
         assert len(failed) == counts["analysis_errors"]
         assert not any(seen(redis_client, keys, replica, a) for a in failed)

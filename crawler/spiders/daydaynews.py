@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 
 import scrapy
@@ -34,6 +33,7 @@ from crawler.ordering import OldestFirst
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
 from newswatch.connection import connect
+from newswatch.errors import AnalysisProcessDied
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class DaydaynewsSpider(scrapy.Spider):
         self._count("analysis_errors")
         failures = self.seen.mark_failed(url)
         log.error("analysing %s failed (%d/%d): %s: %s", url, failures, self.nw.max_fetch_failures,
-                  type(exc).__name__, exc, exc_info=not isinstance(exc, (ImportError, BrokenProcessPool)))
+                  type(exc).__name__, exc, exc_info=not isinstance(exc, (ImportError, AnalysisProcessDied)))
         self.order.resolve(article_id)
 
     def _count_failure(self, failure) -> None:
