@@ -115,8 +115,9 @@ class _Worker:
 class Analyser:
     """Runs `analyse` in `processes` worker processes; inline when 0.
 
-    The workers start with the spider, so that their start-up (an interpreter, the extraction libraries,
-    the OpenCC tables: most of a second) overlaps the crawler's own start and its first list pages. Each
+    `start` (the spider calls it when it requests its first article page) starts the workers, so that
+    their start-up (an interpreter, the extraction libraries, the OpenCC tables: most of a second) overlaps
+    the downloads, and a revisit that finds nothing new starts none. Each
     worker holds at most IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest
     wait here, in arrival order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
     replaced for the pages after them, up to MAX_RESTARTS times in a pass."""
