@@ -115,9 +115,10 @@ class _Worker:
 class Analyser:
     """Runs `analyse` in `processes` worker processes; inline when 0.
 
-    `start` (the spider calls it when it requests its first article page) starts the workers, so that
-    their start-up (an interpreter, the extraction libraries, the OpenCC tables: most of a second) overlaps
-    the downloads, and a revisit that finds nothing new starts none. Each
+    The workers start with the spider (`start`), so that their start-up (an interpreter, the extraction
+    libraries, the OpenCC tables: most of a second) overlaps the crawler's own start and its first list
+    page, instead of delaying the first new article; at the end of the pass they are killed, not waited
+    for, so an idle revisit does not wait for a start-up it did not need. Each
     worker holds at most IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest
     wait here, in arrival order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
     replaced for the pages after them, up to MAX_RESTARTS times in a pass."""
@@ -185,7 +186,7 @@ class Analyser:
 
     def _died(self, worker: _Worker) -> None:
         loop = worker.loop
-        self._close(worker, wait=1.0)
+        self._close(worker)
         self._workers.remove(worker)
         code = worker.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
@@ -204,19 +205,20 @@ class Analyser:
             loop.call_soon(self._dispatch, loop)
 
     @staticmethod
-    def _close(worker: _Worker, wait: float) -> None:
+    def _close(worker: _Worker) -> None:
         if worker.loop is not None:
             worker.loop.remove_reader(worker.conn.fileno())
             worker.loop = None
-        worker.conn.close()  # the worker reads EOF and returns
-        worker.process.join(wait)
+        worker.conn.close()
         if worker.process.is_alive():
+            # It keeps nothing: an answer not yet read is for a page the pass no longer waits for. Killed,
+            # because after an idle revisit it may still be starting up and would read EOF only then.
             worker.process.kill()
-            worker.process.join(5)
+        worker.process.join(5)
 
     def close(self) -> None:
         for worker in self._workers:
-            self._close(worker, wait=5.0)
+            self._close(worker)
             for future in worker.in_flight.values():
                 future.cancel()
         self._workers = []

@@ -65,6 +65,7 @@ class DaydaynewsSpider(scrapy.Spider):
         # Redis lookup (every article page has a few, nearly always the newest, already on list page 1).
         self.known: set[str] = set()
         self.analyser = Analyser(settings.effective_analysis_processes, settings.topics)
+        self.analyser.start()
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -169,9 +170,6 @@ class DaydaynewsSpider(scrapy.Spider):
 
     # -- article pages ----------------------------------------------------------------------------
     def _article_request(self, url: str, depth: int = 0, priority: int = 0) -> scrapy.Request:
-        # The first article page to fetch starts the analysis process: its start-up overlaps the download,
-        # and an idle revisit (list page 1 unchanged) never pays for it.
-        self.analyser.start()
         self.known.add(url)
         self.order.expect(int(self.profile.article_ref(url).id))
         return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
