@@ -173,15 +173,16 @@ class Analyser:
                 return
 
     def _readable(self, worker: _Worker) -> None:
+        # One answer per call: the loop's selector is level-triggered and calls again while more are
+        # waiting (Connection.poll would build a selector of its own on every call).
         try:
-            while worker.conn.poll():
-                seq, ok, value = pickle.loads(worker.conn.recv_bytes())
-                future = worker.in_flight.pop(seq)
-                if not future.done():
-                    future.set_result(value) if ok else future.set_exception(value)
+            seq, ok, value = pickle.loads(worker.conn.recv_bytes())
         except (EOFError, OSError):
             self._died(worker)
             return
+        future = worker.in_flight.pop(seq)
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
         self._dispatch(worker.loop)
 
     def _died(self, worker: _Worker) -> None:
