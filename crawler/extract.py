@@ -296,7 +296,8 @@ def _lead(root, selectors: list[str]) -> tuple[str | None, str | None]:
     """The abstract's whole text (all its descendants), and the selector that found it."""
     for css in selectors:
         for found in select(root, css)[:1]:
-            text = clean_space((found.xpath("string()") if isinstance(found, etree._Element) else str(found)) or "")
+            text = found.xpath("string()") if isinstance(found, etree._Element) else str(found)
+            text = clean_space(text or "")
             if text:
                 return text, css
     return None, None

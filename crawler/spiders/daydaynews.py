@@ -180,9 +180,13 @@ class DaydaynewsSpider(scrapy.Spider):
         ref = self.profile.article_ref(canonical)
         try:
             analysis = await self.analyser(response.body, response.url)
-        except Exception as exc:  # a bug or a broken install, not the page: count it, say it, retry next pass
-            self._analysis_failed(canonical, int(ref.id), exc)
-            for item in self.order.ready():
+        except Exception as exc:  # a bug, a broken install or a dead analysis process; not the page's fault
+            self._count("errors")
+            self._count("analysis_errors")
+            # Logged at error level, so it reaches Sentry; a traceback only where it says something.
+            traceback = not isinstance(exc, (ImportError, AnalysisProcessDied))
+            for item in self._retry_later(canonical, f"analysis failed: {type(exc).__name__}: {exc}",
+                                          logging.ERROR, traceback):
                 yield item
             return
         article = analysis.article
@@ -253,23 +257,16 @@ class DaydaynewsSpider(scrapy.Spider):
     def article_failed(self, failure):
         url = failure.request.cb_kwargs.get("canonical", failure.request.url)
         self._count_failure(failure)
+        yield from self._retry_later(url, _reason(failure))
+
+    def _retry_later(self, url: str, reason: str, level: int = logging.WARNING, exc_info: bool = False):
+        """An article page that failed, in download or in analysis: it stays unseen, so later passes try it
+        again, up to NEWSWATCH_MAX_FETCH_FAILURES of them; the items it held back are released."""
         failures = self.seen.mark_failed(url)
-        log.warning("article page failed (%d/%d): %s (%s)", failures, self.nw.max_fetch_failures, url,
-                    _reason(failure))
+        log.log(level, "article page failed (%d/%d): %s (%s)", failures, self.nw.max_fetch_failures, url,
+                reason, exc_info=exc_info)
         self.order.resolve(int(self.profile.article_ref(url).id))
-        yield from self.order.ready()
-
-
-    def _analysis_failed(self, url: str, article_id: int, exc: Exception) -> None:
-        """Extraction raised (or the analysis process died). The page stays unseen, so the next pass tries
-        it again, up to NEWSWATCH_MAX_FETCH_FAILURES times like a page that failed to download; logged at
-        error level, so it reaches Sentry and the run's summary says `analysis_errors`."""
-        self._count("errors")
-        self._count("analysis_errors")
-        failures = self.seen.mark_failed(url)
-        log.error("analysing %s failed (%d/%d): %s: %s", url, failures, self.nw.max_fetch_failures,
-                  type(exc).__name__, exc, exc_info=not isinstance(exc, (ImportError, AnalysisProcessDied)))
-        self.order.resolve(article_id)
+        return self.order.ready()
 
     def _count_failure(self, failure) -> None:
         """`errors`, plus the counter naming why, so the run's summary says what went wrong."""
