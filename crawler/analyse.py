@@ -18,14 +18,12 @@ profile). Here each worker has one pipe; the event loop writes pages to it and i
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
-import sys
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,6 +34,7 @@ from crawler.extract import ExtractedArticle, extract_article
 from crawler.sites import load_profile
 from crawler.topic import TopicMatch, load_topic
 from newswatch.errors import AnalysisProcessDied
+from newswatch.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +74,10 @@ def _warm(topics: str | None) -> None:
 
 def _serve(conn, topics: str | None, parent: int) -> None:
     """An analysis process: read (seq, body, url), answer (seq, ok, Analysis or exception), until EOF."""
-    if sys.platform.startswith("linux"):
-        # A crawl killed outright (by the daemon's run timeout, or the kernel when the daemon dies: see
-        # scheduler/child.py) runs no clean-up; its worker would wait on the pipe for ever.
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:
-            return  # the crawler died before the request was in place
+    # A crawl killed outright (by the daemon's run timeout, or the kernel when the daemon dies: see
+    # scheduler/child.py) runs no clean-up; its worker would wait on the pipe for ever.
+    if not die_with_parent(parent, signal.SIGKILL):
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the crawler's to handle; we stop at EOF
     _warm(topics)
     while True:
@@ -118,9 +115,9 @@ class Analyser:
     The workers start with the spider (`start`), so that their start-up (an interpreter, the extraction
     libraries, the OpenCC tables: most of a second) overlaps the crawler's own start and its first list
     page, instead of delaying the first new article; at the end of the pass they are killed, not waited
-    for, so an idle revisit does not wait for a start-up it did not need. Each
-    worker holds at most IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest
-    wait here, in arrival order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
+    for, so an idle revisit does not wait for a start-up it did not need. Each worker holds at most
+    IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest wait here, in arrival
+    order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
     replaced for the pages after them, up to MAX_RESTARTS times in a pass."""
 
     IN_FLIGHT = 4

@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a child's process group
 
-# Runs in front of every child: asks for a signal when the daemon dies, then execs the real command.
+# Runs in front of every child: asks for a signal when the daemon dies, then execs the real command (the
+# request survives exec).
 _ORPHAN_GUARD = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None).prctl(1, int(sys.argv[1]))  # PR_SET_PDEATHSIG\n"
-    "if os.getppid() != int(sys.argv[2]):\n"
+    "import os, sys\n"
+    "from newswatch.lifetime import die_with_parent\n"
+    "if not die_with_parent(int(sys.argv[2]), int(sys.argv[1])):\n"
     "    sys.exit(0)  # the daemon already died before the guard was in place\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
