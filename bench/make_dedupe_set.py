@@ -1,8 +1,7 @@
-"""Build the labelled near-duplicate evaluation set from the shared corpus and the seed article.
+"""Build the labelled near-duplicate evaluation set from the People's Daily corpus and the seed article in tests/data.
 
-The corpus has no licence for redistribution, so the set is generated at run time from
-`../shared/data/pd1998-dev.jsonl` and `../shared/seeds/` (relative to the repository) and written outside
-the repository. Every pair is {"kind", "label": "reprint" | "distinct", "a": earlier, "b": later}.
+The set is generated at run time from the real text in `tests/data/` (People's Daily 1998 documents and the
+seed article; provenance in tests/data/README.md) and written outside the repository. Every pair is {"kind", "label": "reprint" | "distinct", "a": earlier, "b": later}.
 
     python bench/make_dedupe_set.py [--out PATH] [--limit N]
 """
@@ -20,9 +19,9 @@ from pathlib import Path
 import opencc
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CORPUS = SHARED / "data" / "pd1998-dev.jsonl"
-SEED = SHARED / "seeds" / "000_1e12915c2adf12bb.txt"
+DATA = ROOT / "tests" / "data"
+CORPUS = DATA / "pd1998-dev.jsonl"
+SEED = DATA / "seed_3930612.txt"
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "newswatch-dedupe-set.jsonl"
 
 # Other sites' furniture, as aggregators wrap a reprint (invented here, in their usual shapes).

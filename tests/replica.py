@@ -1,7 +1,7 @@
 """A replica of 天天要聞 on loopback: list pages and article pages in the structure of SOURCE_SITE.md.
 
-Filled with real text: the seed article (`../shared/seeds/`), the on-topic fixtures (tests/fixtures), and
-People's Daily 1998 documents (`../shared/data/pd1998-dev.jsonl`) converted to Traditional script as the
+Filled with real text: the seed article (`tests/data/seed_3930612.txt`), the on-topic fixtures (tests/fixtures),
+and People's Daily 1998 documents (`tests/data/pd1998-dev.jsonl`) converted to Traditional script as the
 site does. It counts every request, answers conditional requests on list pages (ETag and Last-Modified),
 serves robots.txt, and lets a test install a fault on any path (`replica.faults[path] = callable`).
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 from tests.loopback import LoopbackServer, respond
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SEED = SHARED / "seeds" / "000_1e12915c2adf12bb.txt"
-CORPUS = SHARED / "data" / "pd1998-dev.jsonl"
+DATA = Path(__file__).resolve().parent / "data"  # real text, with where it came from: tests/data/README.md
+SEED = DATA / "seed_3930612.txt"
+CORPUS = DATA / "pd1998-dev.jsonl"
 ON_TOPIC = Path(__file__).resolve().parent / "fixtures" / "on_topic.json"
 SEED_ID = 3930612
 SITE_NAME = "天天要聞"
@@ -341,15 +342,36 @@ def standard_site(per_page: int = 10, off_topic: int = 12, reprint: bool = True)
     return replica, expected
 
 
-def serve_forever(port: int = 8000) -> None:  # pragma: no cover - for a person to look at the replica
+def serve_forever(port: int = 8000) -> None:
+    """Serve the standard replica until interrupted: `python -m tests.replica [--port N]`."""
     replica, _ = standard_site()
     replica.start(port)
-    print(f"replica on {replica.url}/international?page=1  (Ctrl-C to stop)")
+    print(f"replica of the site on {replica.url}  (list page: {replica.url}/international?page=1; Ctrl-C stops)",
+          flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         replica.stop()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    serve_forever()
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.replica",
+                                     description="Serve a replica of 天天要聞 on 127.0.0.1 (no network needed).")
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port: expected 0-65535, got {args.port}")
+    try:
+        serve_forever(args.port)
+    except OSError as exc:
+        print(f"python -m tests.replica: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

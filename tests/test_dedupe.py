@@ -253,19 +253,19 @@ def test_racing_crawls_insert_one_story_once(index, keys):
 
 # --- the index agrees with compare -----------------------------------------------------------------
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pd1998-dev.jsonl"
+CORPUS = Path(__file__).resolve().parent / "data" / "pd1998-dev.jsonl"  # see tests/data/README.md
 
 
 def pairs() -> list[tuple[str, str]]:
     out = [(STORY, text) for text in REPRINTS.values()] + list(DISTINCT.values())
-    if CORPUS.exists():  # real articles where the checkout has them (never committed: no licence)
-        docs = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:40]]
-        for a, b in itertools.pairwise(docs):
-            out.append((a, b))
-            paragraphs = a.split("\n")
-            out.append((a, "\n".join(paragraphs[: max(1, len(paragraphs) * 2 // 3)])))
-            out.append((a, b + "\n" + paragraphs[len(paragraphs) // 2]))
-            out.append((a, "\n".join(paragraphs[: max(1, len(paragraphs) // 3)])))
+    # real articles (tests/data/README.md)
+    docs = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:40]]
+    for a, b in itertools.pairwise(docs):
+        out.append((a, b))
+        paragraphs = a.split("\n")
+        out.append((a, "\n".join(paragraphs[: max(1, len(paragraphs) * 2 // 3)])))
+        out.append((a, b + "\n" + paragraphs[len(paragraphs) // 2]))
+        out.append((a, "\n".join(paragraphs[: max(1, len(paragraphs) // 3)])))
     return out
 
 
