@@ -56,7 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--interval", type=int, default=1)
-    parser.add_argument("--redis", default=os.environ.get("NEWSWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--redis", default=os.environ.get("NWTEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "soak.txt"))
     args = parser.parse_args()
 

@@ -1,6 +1,6 @@
 """Shared fixtures: a real Redis server with a fresh key prefix per test, and settings built from it.
 
-The server is the one at NEWSWATCH_TEST_REDIS_URL (default redis://127.0.0.1:6379/0; `.ci/run` starts one
+The server is the one at NWTEST_REDIS_URL (default redis://127.0.0.1:6379/0; `.ci/run` starts one
 when none answers). Every test gets its own key prefix and its keys are deleted afterwards, so no test
 depends on data another left behind.
 """
@@ -16,7 +16,7 @@ import redis
 from newswatch.config import Settings
 from newswatch.defaults import Keys
 
-TEST_REDIS_URL = os.environ.get("NEWSWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_REDIS_URL = os.environ.get("NWTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def redis_url(tmp_path_factory) -> str:
         yield TEST_REDIS_URL
         return
     except redis.RedisError:
-        if "NEWSWATCH_TEST_REDIS_URL" in os.environ:
+        if "NWTEST_REDIS_URL" in os.environ:
             pytest.exit(f"no Redis server answers at {TEST_REDIS_URL}", returncode=3)
     from newswatch.connection import EmbeddedRedis
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,28 @@ def test_unreachable_redis_is_one_line_and_exit_2(tmp_path):
     proc = _cli("crawl", env={"NEWSWATCH_REDIS_URL": "redis://127.0.0.1:9/0", "NEWSWATCH_DATA_DIR": str(tmp_path)})
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "not reachable" in proc.stderr
+
+
+def _variables_the_tests_read() -> set[str]:
+    """Every environment variable the test set-up reads (tests/*.py): a test runner may set any of them."""
+    names: set[str] = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        names |= set(re.findall(r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]*)"', text))
+        names |= set(re.findall(r'"([A-Z][A-Z0-9_]*)" in os\.environ', text))
+    return names
+
+
+def test_audit_14_test_variables_do_not_break_the_cli(redis_url, test_env):
+    """Issue 12 point 14: with the tests' own variables set (as the README tells a test runner to), every
+    `newswatch` command still runs: they are not in the product's NEWSWATCH_ namespace check."""
+    names = _variables_the_tests_read()
+    redis_vars = [name for name in names if "REDIS" in name]
+    assert redis_vars, f"the tests read no Redis variable? {sorted(names)}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert any(f"`{name}`" in readme for name in redis_vars)  # the variable the README names is one of them
+    env = {**test_env, **{name: redis_url for name in names}}
+    for command in (["config"], ["status"]):
+        proc = subprocess.run([sys.executable, "-m", "newswatch.cli", *command], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, (command, proc.stderr)
