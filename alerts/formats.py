@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
 from alerts.signing import Signer
-from newswatch import __version__, defaults
+from newswatch import __version__, defaults, streamids
 from newswatch.errors import ConfigError, DeliveryError
 
 SUMMARY_CHARS = 240
@@ -51,7 +51,7 @@ def _short(text: str | None, limit: int = SUMMARY_CHARS) -> str:
 def event_time(entry_id: str) -> str:
     """ISO 8601 UTC time of a stream entry, from the milliseconds in its id (when the item was queued)."""
     try:
-        ms = int(str(entry_id).split("-", 1)[0])
+        ms = streamids.millis(entry_id)
     except ValueError:
         ms = int(time.time() * 1000)
     when = datetime.fromtimestamp(ms / 1000, timezone.utc)

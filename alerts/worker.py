@@ -38,11 +38,11 @@ import redis
 from alerts import formats
 from alerts.deadletters import move_to_dead, replay
 from alerts.delivery import Sender, deliver
-from alerts.groups import ensure_group
 from alerts.ratelimit import RateLimiter
 from alerts.retry import RetryBook, RetryPolicy
 from alerts.safety import check_address
 from newswatch.errors import ConfigError, DeliveryError, EndpointGone, UnsafeEndpoint
+from newswatch.groups import ensure_group
 
 log = logging.getLogger(__name__)
 

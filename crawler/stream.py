@@ -14,8 +14,8 @@ import time
 
 import redis
 
-from alerts.groups import acked_floor
 from newswatch.defaults import Keys
+from newswatch.groups import acked_floor
 
 log = logging.getLogger(__name__)
 

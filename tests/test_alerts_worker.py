@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from alerts.groups import acked_floor
+from newswatch.groups import acked_floor
 from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker, wait_until
 
 

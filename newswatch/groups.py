@@ -1,8 +1,12 @@
 """Consumer groups on the item stream: creating one, and how far every group has acknowledged.
 
-A new group starts `webhook_max_age` seconds back in the stream rather than at its start or its end: items
-queued just before the worker first started (or while a newly added endpoint was being configured) are
-delivered, but a week of retained history is not replayed into a new chat group.
+Both sides of the stream need them: the alert worker creates its groups (`ensure_group`), and trimming the
+stream (the crawler's `stream.trim`) keeps every entry some group still needs (`acked_floor`).
+
+A new group starts `lookback` seconds (the worker passes `webhook_max_age`) back in the stream rather than
+at its start or its end: items queued just before the worker first started (or while a newly added
+endpoint was being configured) are delivered, but a week of retained history is not replayed into a new
+chat group.
 """
 
 from __future__ import annotations
@@ -11,23 +15,19 @@ import time
 
 import redis
 
+from newswatch import streamids
+
 
 def ensure_group(client, stream: str, group: str, *, lookback: float) -> bool:
     """Create `group` on `stream` (and the stream) unless it exists; True when it was created now."""
     start_ms = max(0, int((time.time() - lookback) * 1000))
     try:
-        client.xgroup_create(stream, group, id=f"{start_ms}-0", mkstream=True)
+        client.xgroup_create(stream, group, id=streamids.format_id(start_ms), mkstream=True)
         return True
     except redis.ResponseError as exc:
         if "BUSYGROUP" in str(exc):
             return False
         raise
-
-
-def _parse(entry_id) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def acked_floor(client, stream: str) -> str | None:
@@ -49,9 +49,8 @@ def acked_floor(client, stream: str) -> str | None:
         if int(group.get("pending") or 0) > 0:
             summary = client.xpending(stream, name)
             if summary.get("min"):
-                candidate = _parse(summary["min"])
+                candidate = streamids.parse(summary["min"])
         if candidate is None:
-            ms, seq = _parse(group["last-delivered-id"])
-            candidate = (ms, seq + 1)
+            candidate = streamids.parse(streamids.after(group["last-delivered-id"]))
         floor = candidate if floor is None or candidate < floor else floor
-    return None if floor is None else f"{floor[0]}-{floor[1]}"
+    return None if floor is None else streamids.format_id(*floor)
