@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from newswatch import __version__, defaults
 from newswatch.errors import ConfigError
+from newswatch.masking import mask
+from newswatch.sentinel_url import SENTINEL_FORM, parse_sentinel_url
 
 try:  # Python 3.11+
     import tomllib
@@ -116,12 +118,10 @@ def _redis_url(name: str, raw: Any) -> str | None:
         return None
     scheme = urlsplit(value).scheme
     if scheme == "redis+sentinel":
-        from newswatch.connection import parse_sentinel_url
-
         try:
             parse_sentinel_url(value)
         except ValueError:
-            raise ConfigError(name, "expected redis+sentinel://[:password@]host[:port][,host[:port]…]/service[/db]") from None
+            raise ConfigError(name, f"expected {SENTINEL_FORM}") from None
         return value
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(name, f"expected a redis://, rediss://, unix:// or redis+sentinel:// URL, got scheme {scheme!r}")
@@ -326,6 +326,11 @@ class Settings:
     # setting attr -> where its value came from: "default", "env", or the TOML file's path
     sources: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def __repr__(self) -> str:  # a Settings in a log line or a Sentry frame must not carry its secrets
+        shown = ", ".join(f"{spec.attr}={mask(getattr(self, spec.attr), spec.secret, spec.attr)!r}"
+                          for spec in SPECS if getattr(self, spec.attr) != spec.default)
+        return f"Settings({shown})"
+
     # -- derived values ------------------------------------------------------------------------------
     @property
     def keys(self) -> defaults.Keys:
@@ -428,23 +433,6 @@ class Settings:
                          f"{mask(endpoint.url, True, 'url')} format={endpoint.format}"
                          f" secrets={len(endpoint.secrets)}", str(self.config_file)))
         return rows
-
-
-def mask(value: Any, secret: bool, attr: str = "") -> str:
-    """Hide secrets: URLs keep their scheme and host so a user can still tell which server is meant."""
-    if value is None:
-        return "(unset)"
-    if isinstance(value, tuple):
-        return ",".join(str(v) for v in value)
-    text = str(value)
-    if not secret:
-        return text
-    if attr.endswith("url") or attr.endswith("dsn"):
-        parts = urlsplit(text)
-        if parts.scheme and parts.hostname:
-            port = f":{parts.port}" if parts.port else ""
-            return f"{parts.scheme}://***@{parts.hostname}{port}/***" if (parts.username or parts.password or parts.path.strip('/')) else f"{parts.scheme}://{parts.hostname}{port}"
-    return "***"
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], tuple[Endpoint, ...]]:

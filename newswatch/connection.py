@@ -21,15 +21,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote
 
 import redis
 from filelock import FileLock, Timeout
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from newswatch.errors import RedisUnavailable
+from newswatch.masking import mask
+from newswatch.sentinel_url import SENTINEL_SCHEME, parse_sentinel_url
 
 log = logging.getLogger(__name__)
 
@@ -39,28 +40,6 @@ CONNECT_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 15
 START_TIMEOUT = 15.0
 RETRIES = 10
-
-
-SENTINEL_SCHEME = "redis+sentinel"
-
-
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None, str | None]:
-    """`redis+sentinel://[user:password@]host[:port][,host[:port]…]/service[/db]` ->
-    (sentinels, service, db, username, password). The password is the primary's (and the sentinels')."""
-    rest = url[len(SENTINEL_SCHEME) + 3:]
-    netloc, _, path = rest.partition("/")
-    userinfo, _, hosts = netloc.rpartition("@")
-    username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
-    sentinels = []
-    for part in filter(None, hosts.split(",")):
-        host, sep, port = part.rpartition(":")
-        if not sep or "]" in port:  # no port given (or a bare IPv6 literal)
-            host, port = part, ""
-        sentinels.append((host.strip("[]"), int(port) if port else 26379))
-    service, _, db = path.partition("/")
-    if not sentinels or not service or (db and not db.isdigit()):
-        raise ValueError("expected redis+sentinel://[:password@]host[:port][,host[:port]…]/service[/db]")
-    return sentinels, service, int(db or 0), unquote(username) or None, unquote(password) or None
 
 
 def _client(url: str, **options) -> redis.Redis:
@@ -92,7 +71,10 @@ def check(url: str, where: str) -> redis.Redis:
     try:
         probe.ping()
     except redis.RedisError as exc:
-        raise RedisUnavailable(f"Redis at {where} is not reachable ({exc.__class__.__name__}: {exc})") from None
+        detail = str(exc)
+        if isinstance(exc, MasterNotFoundError):  # its text goes on with a client repr per sentinel
+            detail = detail.partition(" : ")[0]
+        raise RedisUnavailable(f"Redis at {where} is not reachable ({exc.__class__.__name__}: {detail})") from None
     finally:
         probe.close()
     return client_from_url(url)
@@ -259,8 +241,6 @@ def connect(settings, *, start_embedded: bool = True) -> redis.Redis:
     Raises RedisUnavailable with one clear line when the server cannot be reached or started.
     """
     if settings.redis_url:
-        from newswatch.config import mask
-
         return check(settings.redis_url, mask(settings.redis_url, True, "redis_url"))
     server = EmbeddedRedis(settings.data_dir)
     url = server.ensure() if start_embedded else server.url

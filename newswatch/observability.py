@@ -12,43 +12,58 @@ import re
 
 from newswatch import __version__
 from newswatch.defaults import SENTRY_MONITOR_SLUG
+from newswatch.masking import FILTERED, secret_values
 
 log = logging.getLogger(__name__)
 
 _SECRET_PATTERNS = (
     re.compile(r"whsec_[A-Za-z0-9+/=]+"),
-    re.compile(r"(?<=://)[^/@\s]+@"),  # credentials in URLs
-    re.compile(r"(access_token|token|key|sign|secret)=([^&\s\"']+)", re.I),
+    re.compile(r"(?<=://)[^/\s]+@"),  # credentials in URLs (up to the last @ before the path)
+    re.compile(r"(access_token|token|key|sign|secret|password)=([^&\s\"']+)", re.I),
 )
+# Free text (messages, breadcrumbs) has secrets replaced where they stand; a secret shorter than this is
+# too likely to occur by chance in ordinary words, and is left to the URL patterns there.
+_MIN_TEXT_SECRET = 4
 
 
 def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[Filtered]")
+        if len(secret) >= _MIN_TEXT_SECRET:
+            text = text.replace(secret, FILTERED)
     for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: "[Filtered]" if m.lastindex is None else f"{m.group(1)}=[Filtered]", text)
+        text = pattern.sub(lambda m: FILTERED if m.lastindex is None else f"{m.group(1)}={FILTERED}", text)
     return text
 
 
-def _scrub(value, secrets):
+def _holds_secret(text: str, secrets: tuple[str, ...]) -> bool:
+    if any(secret in text for secret in secrets):
+        return True
+    if text.endswith("..."):  # cut by the SDK's max_value_length: the cut may fall inside a secret
+        head = text[:-3]
+        return any(head.endswith(secret[:n]) for secret in secrets for n in range(min(4, len(secret)), len(secret)))
+    return False
+
+
+def _drop_by_value(value, secrets: tuple[str, ...]):
+    """A frame's local variables: any value holding a secret, whatever its length or the variable's name,
+    is dropped whole (a local may hold a password alone, a URL's userinfo, a repr around it)."""
     if isinstance(value, str):
-        return _scrub_text(value, secrets)
+        return FILTERED if _holds_secret(value, secrets) or _scrub_text(value, ()) != value else value
     if isinstance(value, dict):
-        return {k: _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, secrets) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_scrub(v, secrets) for v in value)
+        return {k: _drop_by_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_drop_by_value(v, secrets) for v in value]
     return value
 
 
-def secrets_of(settings) -> tuple[str, ...]:
-    out = [settings.redis_url or "", settings.webhook_url or "", settings.webhook_secret or ""]
-    for endpoint in settings.endpoints:
-        out.append(endpoint.url)
-        out.extend(endpoint.secrets)
-    return tuple(s for s in out if s)
+def _scrub(value, secrets: tuple[str, ...]):
+    if isinstance(value, str):
+        return _scrub_text(value, secrets)
+    if isinstance(value, dict):
+        return {k: _drop_by_value(v, secrets) if k == "vars" else _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, secrets) for v in value]
+    return value
 
 
 def init_sentry(settings, component: str) -> bool:
@@ -58,7 +73,7 @@ def init_sentry(settings, component: str) -> bool:
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration
 
-    secrets = secrets_of(settings)
+    secrets = secret_values(settings)
 
     def before_send(event, hint):
         return _scrub(event, secrets)

@@ -173,3 +173,20 @@ def test_audit_14_test_variables_do_not_break_the_cli(redis_url, test_env):
         proc = subprocess.run([sys.executable, "-m", "newswatch.cli", *command], env=env, capture_output=True,
                               text=True, timeout=60)
         assert proc.returncode == 0, (command, proc.stderr)
+
+
+@pytest.mark.parametrize("url, shown, hidden", [
+    ("redis+sentinel://:pw@h1:26379,h2:26380/mymaster", "redis+sentinel://***@h1:26379,h2:26380/mymaster", ":pw@"),
+    ("redis+sentinel://u:p%40ss@[::1]:26379,h2/svc/2", "redis+sentinel://***@[::1]:26379,h2/svc/2", "p%40ss"),
+    ("redis://:hunter2@db.example.com:6380/0", "redis://***@db.example.com:6380/0", "hunter2"),
+    ("redis://:pa/ss@db.example.com/1", "redis://***@db.example.com/1", "pa/ss"),
+    ("rediss://db.example.com:notaport/0", "rediss://db.example.com:notaport/0", None),
+    ("unix:///run/redis.sock?password=hunter2", "unix:///run/redis.sock?***", "hunter2"),
+    ("https://hooks.example.com/T0/B0/xyzsecret", "https://hooks.example.com/***", "xyzsecret"),
+])
+def test_audit_08_mask_without_parsing_ports(url, shown, hidden):
+    from newswatch.masking import mask
+
+    assert mask(url, True, "redis_url") == shown
+    if hidden:
+        assert hidden not in shown
