@@ -14,10 +14,12 @@ Why a leader lock: two `newswatch run` against one Redis must never revisit at t
 thread holds and renews the lock; the scheduler exists only while it does, and losing the lock stops it
 (and the running child) at once. The standby sleeps until the lock would expire and then takes it.
 
-Signals: the first SIGTERM/SIGINT stops scheduling, lets the running revisit finish for a short grace,
-then forwards SIGTERM to it (Scrapy then stops gracefully: every item already queued stays queued, and
-none is half-written because each is one XADD), stops the alert worker, releases the lock, stops the
-embedded Redis when nobody else uses it, and exits 0. A second signal kills the children and exits 1.
+Signals (newswatch/shutdown.py, the same rule as `newswatch alerts`): the first SIGTERM/SIGINT is a warm
+stop: it stops scheduling, lets the running revisit finish for a short grace, then forwards SIGTERM to it
+(Scrapy then stops gracefully: every item already queued stays queued, and none is half-written because
+each is one XADD), stops the alert worker, releases the lock, stops the embedded Redis when nobody else
+uses it, and exits 0. A second signal is a cold stop: the children's process groups are killed, and the
+lock and the embedded Redis are still released and stopped, within a bounded time; exit status 1.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from redis.retry import Retry
 from newswatch.defaults import MISFIRE_GRACE_TIME
 from newswatch.errors import RedisUnavailable
 from newswatch.observability import CronMonitor, flush
+from newswatch.shutdown import Shutdown
 from scheduler.child import KILL_GRACE, spawn, stop_group
 from scheduler.history import RunHistory
 from scheduler.leader import LeaderLock
@@ -47,8 +50,8 @@ from scheduler.schedule import build_trigger, describe
 
 log = logging.getLogger(__name__)
 
-SIGNAL_DEBOUNCE = 1.0     # seconds within which a repeated signal is the same stop request
 STOP_GRACE = 5.0          # seconds a running revisit may go on after SIGTERM before it is asked to stop
+WARM_BOUND = 120.0        # a warm stop longer than this (every step's own bound added up, and more) turns cold
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 60.0  # backoff while Redis is unreachable
 WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that keeps exiting
 OK_OUTCOMES = ("ok",)
@@ -79,9 +82,11 @@ class Daemon:
 
         self.settings = settings
         self.keys = settings.keys
-        self.stopping = threading.Event()
-        self.signals = 0
-        self.first_signal_at = 0.0
+        self.shutdown = Shutdown(warm_message="stopping after the running revisit (send it again to force)",
+                                 cold_message="forcing exit: killing the children, releasing the leader lock, "
+                                              "stopping the embedded Redis",
+                                 warm_bound=WARM_BOUND)
+        self.stopping = self.shutdown.requested
         self.client: redis.Redis | None = None
         self.embedded = None
         self.lock: LeaderLock | None = None
@@ -102,7 +107,14 @@ class Daemon:
 
     # -- the main loop ----------------------------------------------------------------------------------
     def run(self) -> int:
-        self._install_signals()
+        with self.shutdown:
+            for name, step in (("kill the children", self._kill_children),
+                               ("release the leader lock", self._release_lock),
+                               ("stop the embedded Redis", self._cold_stop_embedded)):
+                self.shutdown.on_cold(name, step)
+            return self._run()
+
+    def _run(self) -> int:
         log.info("newswatch run: revisits %s, run timeout %ss, leader TTL %ss%s", describe(self.settings),
                  self.settings.run_timeout, self.settings.leader_ttl,
                  f", alert worker for {len(self.settings.endpoints)} endpoint(s)" if self.settings.endpoints else "")
@@ -357,36 +369,35 @@ class Daemon:
         self.metrics = serve(self.settings, client=lambda: self.client, leading=lambda: self.leading)
 
     # -- stopping ------------------------------------------------------------------------------------------
-    def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        now = time.monotonic()
-        # One stop request often arrives twice at once: `timeout`, a shell's Ctrl-C or a supervisor signal
-        # the process and then its process group. Only a signal a moment later means "force".
-        if self.signals and now - self.first_signal_at < SIGNAL_DEBOUNCE:
-            return
-        self.signals += 1
-        if self.signals == 1:
-            self.first_signal_at = now
-            log.info("%s: stopping after the running revisit (send it again to force)", name)
-            self.stopping.set()
-            return
-        log.warning("%s again: forcing exit, killing the children", name)
-        for proc in (self.current, self.worker):
-            if proc is not None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if self.leading and self.lock is not None:
+    def _kill_children(self) -> None:
+        """Cold stop: kill the revisit's and the alert worker's process groups, and reap them so their
+        connections to the embedded Redis are closed before it is asked to stop."""
+        procs = [proc for proc in (self.current, self.worker) if proc is not None]
+        for proc in procs:
             try:
-                self.lock.release()
-            except redis.RedisError:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
-        os._exit(1)
+        for proc in procs:
+            try:
+                proc.wait(timeout=KILL_GRACE)
+            except subprocess.TimeoutExpired:
+                log.error("child %d did not exit after SIGKILL", proc.pid)
+
+    def _release_lock(self) -> None:
+        """Release the leader lock if it is still ours (the release compares the holder id), so a standby
+        takes over now instead of after the TTL."""
+        lock, client = self.lock, self.client
+        if lock is None or client is None:
+            return
+        if lock.release():
+            client.delete(self.keys.next_run)
+            log.info("released the leader lock")
+
+    def _cold_stop_embedded(self) -> None:
+        self._drop_client()  # our own connections must not count as another user of the server
+        flush()
+        self._stop_embedded(grace=2.0)
 
     def _shutdown(self) -> None:
         was_leading = self.leading
@@ -418,12 +429,12 @@ class Daemon:
         self._stop_embedded()
         log.info("stopped")
 
-    def _stop_embedded(self) -> None:
+    def _stop_embedded(self, grace: float = 5.0) -> None:
         """`run` owns the embedded server: stop it, unless another process (a standby, a user's own
         consumer) is still connected to it once our children's connections have closed."""
         if self.embedded is not None:
             log.info("stopping the embedded Redis")
-            self.embedded.stop(only_if_alone=True, grace=5.0)
+            self.embedded.stop(only_if_alone=True, grace=grace)
 
 
 def run_command(settings) -> int:

@@ -411,3 +411,39 @@ def test_redis_outage_while_running_is_survived(daemons, daemon_env, tmp_path, k
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(daemons, daemon_env, site, tmp_path,
+                                                                             key_prefix):
+    """Issue 12 point 6: a forced stop (second SIGINT during a crawl) stops the embedded redis-server the
+    daemon started and releases the leader lock, instead of leaving both behind."""
+    from newswatch.defaults import Keys
+
+    replica, _ = site
+    release = threading.Event()
+    replica.faults["/international"] = lambda handler: release.wait(60) and False
+    data = tmp_path / "embedded"
+    env = {k: v for k, v in daemon_env.items() if k != "NEWSWATCH_REDIS_URL"}
+    # a long TTL: the lock must be gone because it was released, not because it expired
+    env.update(NEWSWATCH_DATA_DIR=str(data), NEWSWATCH_DOWNLOAD_TIMEOUT="120", NEWSWATCH_LEADER_TTL="120")
+    server = EmbeddedRedis(data)
+    try:
+        daemon = daemons(env)
+        assert wait_for(lambda: daemon.child_running("crawl")), daemon.log()
+        redis_pid = server.pid()
+        assert redis_pid and _alive(redis_pid)
+        daemon.signal(signal.SIGINT)
+        assert wait_for(lambda: "stopping after the running revisit" in daemon.log())
+        time.sleep(1.5)  # past the debounce: this is a second request, not the first delivered twice
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait() == 1, daemon.log()
+        assert wait_for(lambda: not _alive(redis_pid), deadline=15), ("redis-server left running", daemon.log())
+        assert wait_for(lambda: not daemon.leftovers(), deadline=15), [p.cmdline() for p in daemon.leftovers()]
+        client = redis.Redis.from_url(EmbeddedRedis(data).ensure())  # the same data, read back
+        try:
+            assert client.get(Keys(key_prefix).leader) is None, "the leader lock was released"
+        finally:
+            client.close()
+    finally:
+        release.set()
+        server.stop()
