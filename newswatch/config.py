@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from newswatch import __version__, defaults
+from newswatch.crontab import crontab_trigger
 from newswatch.errors import ConfigError
 from newswatch.masking import mask
 from newswatch.sentinel_url import SENTINEL_FORM, parse_sentinel_url
@@ -163,11 +164,9 @@ def _cron(name: str, raw: Any) -> str | None:
     value = _text()(name, raw)
     if value is None:
         return None
-    from apscheduler.triggers.cron import CronTrigger
-
     try:
-        CronTrigger.from_crontab(value)
-    except ValueError as exc:
+        crontab_trigger(value, "UTC")  # the function that builds the revisit job's trigger
+    except (ValueError, TypeError) as exc:
         raise ConfigError(name, f"expected a 5-field cron expression such as '*/10 * * * *', "
                                 f"got {value!r} ({exc})") from None
     return value

@@ -190,3 +190,17 @@ def test_audit_08_mask_without_parsing_ports(url, shown, hidden):
     assert mask(url, True, "redis_url") == shown
     if hidden:
         assert hidden not in shown
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * 7", "0 9 * * 5-7", "0 9 * * 6,7", "0 9 * * sun"])
+def test_audit_10_crontab_sunday_as_7_is_accepted(cron, tmp_path):
+    """Issue 12 point 10: the load-time check accepts what the scheduler's trigger accepts."""
+    proc = _cli("config", env={"NEWSWATCH_CRON": cron, "NEWSWATCH_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"{cron}  [env]" in proc.stdout
+
+
+@pytest.mark.parametrize("cron", ["0 9 * * 8", "0 9 * * 6-2", "61 * * * *", "0 9 * *"])
+def test_audit_10_bad_crontab_is_still_one_line_exit_2(cron, tmp_path):
+    proc = _cli("config", env={"NEWSWATCH_CRON": cron, "NEWSWATCH_DATA_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and "NEWSWATCH_CRON" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from newswatch.crontab import crontab_trigger, crontab_weekdays
 from newswatch.observability import CronMonitor, monitor_config
 from scheduler.history import RunHistory
-from scheduler.schedule import build_trigger, crontab_trigger, crontab_weekdays
+from scheduler.schedule import build_trigger
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
