@@ -3,8 +3,8 @@
 `collect()` gathers the figures once (the Prometheus endpoint exports the same dict); `status_command`
 prints them readably or as JSON. Redis 6.2 has no `lag` in XINFO GROUPS, so a group's lag (entries not yet
 delivered to it) is counted here from its last-delivered id with exclusive XRANGE pages, which both 6.2
-and 7.x support. Nothing secret is shown: no Redis URL, no webhook URL or secret; leaders are named by
-host and pid.
+and 7.x support. Nothing secret is shown: the Redis URL with its password masked, no webhook URL or
+secret; leaders are named by host and pid.
 
 Reads the settings `key_prefix`, `history_size`, `dedupe_retention_days`, `dedupe_min_chars`.
 """
@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 
 import redis
 
+from newswatch.connection import redis_url
 from newswatch.defaults import Keys
+from newswatch.masking import mask
 from scheduler.history import RunHistory
 from scheduler.leader import current_leader
 
@@ -97,6 +99,7 @@ def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
     dead = client.xlen(keys.dead)
     streak = client.get(keys.failed_streak)
     return {
+        "redis": redis_shown(settings),
         "runs": RunHistory(client, keys, settings.history_size).latest(runs),
         "next_run": _text(client.get(keys.next_run)),
         "leader": current_leader(client, keys.leader),
@@ -108,6 +111,13 @@ def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
         "seen_urls": client.hlen(keys.seen),
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def redis_shown(settings) -> str:
+    """The server's URL as status shows it: credentials masked, the embedded one marked as such."""
+    if settings.redis_url:
+        return mask(settings.redis_url, True, "redis_url")
+    return f"{mask(redis_url(settings), True, 'redis_url')} (embedded)"
 
 
 # --- readable output -----------------------------------------------------------------------------------
@@ -161,6 +171,7 @@ def render(figures: dict) -> str:
     nxt = figures["next_run"]
     stream = figures["stream"]
     lines = [
+        f"redis         {figures['redis']}",
         f"leader        {lead}",
         f"next run      {nxt + '  (' + _ago(nxt, now) + ')' if nxt else 'not scheduled'}",
         f"failed streak {figures['failed_streak']} run(s) in a row",

@@ -111,8 +111,36 @@ def test_status_text_is_readable_and_shows_no_secret(redis_client, keys, test_en
         done = run_status(env, *args)
         assert done.returncode == 0, done.stderr
         assert "sekrit-token-123" not in done.stdout and "whsec_" not in done.stdout
-        assert "127.0.0.1:6379" not in done.stdout
     text = run_status(env).stdout
     assert "leader        none" in text
     assert "alerts:a: pending 3, not yet delivered 3, consumers 1" in text
     assert "empty" in text and "list 2" in text
+
+
+@pytest.fixture
+def redis_user(redis_client, key_prefix):
+    """A user with a password on the test server (ACL), removed afterwards."""
+    name, password = f"{key_prefix}-user", "Pw-" + key_prefix[-8:] + "-secret"
+    redis_client.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+                             commands=["+@all"])
+    yield name, password
+    redis_client.acl_deluser(name)
+
+
+def test_audit_12_status_prints_the_redis_url_masked(redis_url, redis_user, test_env, tmp_path):
+    """Issue 12 point 12: `status` names the server it read (text and JSON), never its password."""
+    name, password = redis_user
+    host = redis_url.split("://", 1)[1].split("/")[0].rpartition("@")[2]
+    env = dict(test_env, NEWSWATCH_REDIS_URL=f"redis://{name}:{password}@{host}/0")
+    text, as_json = run_status(env), run_status(env, "--json")
+    assert text.returncode == 0 and as_json.returncode == 0, text.stderr + as_json.stderr
+    assert f"redis         redis://***@{host}/0\n" in text.stdout
+    assert json.loads(as_json.stdout)["redis"] == f"redis://***@{host}/0"
+    for out in (text.stdout, as_json.stdout, text.stderr, as_json.stderr):
+        assert password not in out and name not in out
+
+    embedded = {k: v for k, v in test_env.items() if k != "NEWSWATCH_REDIS_URL"}
+    embedded["NEWSWATCH_DATA_DIR"] = str(tmp_path / "embedded")
+    text = run_status(embedded)
+    assert text.returncode == 0, text.stderr
+    assert f"redis         unix://{tmp_path / 'embedded' / 'redis' / 'redis.sock'} (embedded)" in text.stdout
