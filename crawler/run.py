@@ -20,7 +20,7 @@ from crawler.stream import trim
 from crawler.topic import load_topic
 from newswatch.connection import redis_session
 from newswatch.errors import CrawlFailed
-from scheduler.history import RunHistory
+from newswatch.history import RunHistory
 
 log = logging.getLogger(__name__)
 

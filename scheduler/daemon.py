@@ -41,10 +41,10 @@ from redis.retry import Retry
 
 from newswatch.defaults import MISFIRE_GRACE_TIME
 from newswatch.errors import RedisUnavailable
+from newswatch.history import RunHistory
 from newswatch.observability import CronMonitor, flush
 from newswatch.shutdown import Shutdown
 from scheduler.child import KILL_GRACE, spawn, stop_group
-from scheduler.history import RunHistory
 from scheduler.leader import LeaderLock
 from scheduler.schedule import build_trigger, describe
 

@@ -19,8 +19,8 @@ import redis
 
 from newswatch.connection import redis_url
 from newswatch.defaults import Keys
+from newswatch.history import RunHistory
 from newswatch.masking import mask
-from scheduler.history import RunHistory
 from scheduler.leader import current_leader
 
 RUNS_SHOWN = 10

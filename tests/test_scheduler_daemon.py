@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from newswatch.connection import EmbeddedRedis
-from scheduler.history import RunHistory
+from newswatch.history import RunHistory
 from tests.replica import on_topic_texts, standard_site, topic_article
 from tests.sentry_receiver import SentryReceiver
 

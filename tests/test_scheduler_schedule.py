@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newswatch.crontab import crontab_trigger, crontab_weekdays
+from newswatch.history import RunHistory
 from newswatch.observability import CronMonitor, monitor_config
-from scheduler.history import RunHistory
 from scheduler.schedule import build_trigger
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

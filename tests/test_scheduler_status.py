@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from newswatch.connection import EmbeddedRedis, server_version
 from newswatch.defaults import Keys
-from scheduler.history import RunHistory
+from newswatch.history import RunHistory
 from scheduler.leader import LeaderLock
 from scheduler.status import collect
 
