@@ -192,7 +192,9 @@ class _CodeChecked(Format):
         if code == 0:
             return
         message = next((str(answer[f]) for f in self.message_fields if f in answer), "")
-        retry_after = self.rate_limit_wait if code in self.rate_limited_codes else None
+        # a code may be any JSON value (a list is unhashable): only an integer names a rate limit
+        limited = isinstance(code, int) and code in self.rate_limited_codes
+        retry_after = self.rate_limit_wait if limited else None
         raise DeliveryError(f"{self.name} error code {code}: {message[:200]}", retry_after=retry_after)
 
 

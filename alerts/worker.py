@@ -159,6 +159,7 @@ class EndpointRunner:
         self._heap: list[tuple[float, int, str, dict | None]] = []
         self._seq = itertools.count()
         self._known: set[str] = set()  # entry ids scheduled or in flight in this process
+        self._interrupted: dict[str, int] = {}  # entry id -> deliveries in a row cut short by Redis errors
         self._inflight = 0
         self._work: queue.Queue = queue.Queue()
         self._stop = threading.Event()
@@ -351,10 +352,14 @@ class EndpointRunner:
                         self._forget(entry_id)
                         continue
                     self._attempt(sender, entry_id, fields, fresh)
-                except Exception as exc:  # noqa: BLE001 - Redis down or a bug: keep the item, try later
-                    log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again",
-                                self.name, entry_id, exc.__class__.__name__, exc)
-                    self._schedule(entry_id, fields, time.time() + self.policy.base)
+                except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
+                    # No attempt can be recorded in Redis now; the wait still grows with each interruption.
+                    with self._cv:
+                        streak = self._interrupted[entry_id] = self._interrupted.get(entry_id, 0) + 1
+                    delay = self.policy.delay(streak)
+                    log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again in %.1fs",
+                                self.name, entry_id, exc.__class__.__name__, exc, delay)
+                    self._schedule(entry_id, fields, time.time() + delay)
                 finally:
                     with self._cv:
                         self._inflight -= 1
@@ -365,6 +370,7 @@ class EndpointRunner:
     def _forget(self, entry_id: str) -> None:
         with self._cv:
             self._known.discard(entry_id)
+            self._interrupted.pop(entry_id, None)
 
     def _owned(self, entry_id: str) -> bool:
         rows = self.client.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1,
@@ -400,14 +406,14 @@ class EndpointRunner:
                 self._forget(entry_id)  # stopping: it stays pending and is resumed on the next start
                 return
         state = None if fresh else self.book.get(entry_id)
-        request = self.fmt.request(item, msg_id, formats.event_time(entry_id))
         try:
+            request = self.fmt.request(item, msg_id, formats.event_time(entry_id))
             deliver(sender, self.fmt, request)
         except EndpointGone as exc:
             self._disable(exc)
             self._schedule(entry_id, fields, 0.0)
             return
-        except (DeliveryError, UnsafeEndpoint) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever raised, one failed attempt: counted, backed off
             self._failed(entry_id, fields, msg_id, data, state, exc)
             return
         self._ack(entry_id)
@@ -423,17 +429,22 @@ class EndpointRunner:
     def _failed(self, entry_id, fields, msg_id, data, state, exc) -> None:
         now = time.time()
         retry_after = getattr(exc, "retry_after", None)
-        state = self.policy.failed(state, str(exc), now, retry_after)
+        if isinstance(exc, (DeliveryError, UnsafeEndpoint)):
+            error = str(exc)
+        else:  # an answer (or item) the code did not foresee: a bug to fix, but still only one attempt
+            error = f"{exc.__class__.__name__}: {exc}"
+            log.warning("endpoint %r: unexpected error delivering item %s", self.name, msg_id, exc_info=exc)
+        state = self.policy.failed(state, error, now, retry_after)
         self._count("failed_attempts", 1)
         if getattr(exc, "permanent", False) or self.policy.exhausted(state, now):
             move_to_dead(self.client, self.keys, endpoint=self.name, entry_id=entry_id, msg_id=msg_id,
-                         data=data, error=str(exc), attempts=state.attempts)
+                         data=data, error=error, attempts=state.attempts)
             self._count("dead", 1)
             self._forget(entry_id)
             return
         self.book.put(entry_id, state)
         log.warning("delivery of item %s to endpoint %r failed (attempt %d of %d): %s; next attempt in %.1fs",
-                    msg_id, self.name, state.attempts, self.policy.max_attempts, exc, state.next_at - now)
+                    msg_id, self.name, state.attempts, self.policy.max_attempts, error, state.next_at - now)
         self._schedule(entry_id, fields, state.next_at)
 
     def _disable(self, exc: Exception) -> None:
