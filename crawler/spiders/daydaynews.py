@@ -225,8 +225,7 @@ class DaydaynewsSpider(scrapy.Spider):
             "images": article.images,
             "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "extraction": dict(article.methods),
-            "topic": {"name": analysis.topic.name, "score": round(analysis.topic.score, 3),
-                      "matched": analysis.topic.matched},
+            "topic": analysis.topic.explain(),
             # decisions for the pipelines, removed before the item is queued
             "_on_topic": analysis.topic.on_topic,
             "_evidence": analysis.evidence,
