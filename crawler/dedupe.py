@@ -287,8 +287,7 @@ class DedupeIndex:
 
     def window(self, now: float) -> list[str]:
         """The day hashes a lookup reads, today's first."""
-        today = int(now // DAY)
-        return [self.keys.fp_bucket(day) for day in range(today, today - self.retention_days - 1, -1)]
+        return self.keys.fp_window(now, self.retention_days)
 
     def check_and_insert(self, item_id: str, url: str, text: str, now: float | None = None) -> Verdict:
         """Decide whether `text` reprints an indexed article; if not (and long enough), index it."""

@@ -116,7 +116,7 @@ def _dispatch(args, settings) -> int:
 
         return run_command(settings)
     if args.command == "status":
-        from scheduler.status import status_command
+        from newswatch.status import status_command
 
         return status_command(settings, as_json=args.json)
     if args.command == "alerts":

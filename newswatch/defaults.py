@@ -100,8 +100,14 @@ class Keys:
         return self._k("fetch-failures")
 
     def fp_bucket(self, day: int) -> str:
-        """Fingerprint index records of one day (time-bucketed so they expire whole, even on Redis 6.2)."""
+        """Fingerprint index records of one day (time-bucketed so they expire whole, even on Redis 6.2);
+        its field `n` counts the articles indexed that day."""
         return self._k("fp", str(day))
+
+    def fp_window(self, now: float, retention_days: int) -> list[str]:
+        """The day buckets within the retention window at `now` (seconds since the epoch), today's first."""
+        today = int(now // 86400)
+        return [self.fp_bucket(day) for day in range(today, today - retention_days - 1, -1)]
 
     def reprints(self, item_id: str) -> str:
         """List of reprint URLs recorded against an original item."""

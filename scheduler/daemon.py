@@ -364,7 +364,7 @@ class Daemon:
     def _start_metrics(self) -> None:
         if self.settings.metrics_port is None or self.metrics is not None:
             return
-        from scheduler.metrics import serve
+        from newswatch.metrics import serve  # lazy: prometheus_client is loaded only when metrics are on
 
         self.metrics = serve(self.settings, client=lambda: self.client, leading=lambda: self.leading)
 

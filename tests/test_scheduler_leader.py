@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from scheduler.leader import LeaderLock, current_leader, holder_id
+from newswatch.holders import current_leader
+from scheduler.leader import LeaderLock, holder_id
 
 
 def wait_for(predicate, deadline: float = 10.0, step: float = 0.05) -> bool:

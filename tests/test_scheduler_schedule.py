@@ -72,7 +72,7 @@ def test_no_dsn_no_checkin(make_settings):
 
 
 def test_metrics_export_the_status_figures(redis_client, keys, make_settings):
-    from scheduler.metrics import serve
+    from newswatch.metrics import serve
 
     for n in range(3):
         redis_client.xadd(keys.items, {"data": "{}", "id": str(n), "url": f"u{n}"})
@@ -105,7 +105,7 @@ def test_metrics_report_redis_down(keys, make_settings):
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from scheduler.metrics import serve
+    from newswatch.metrics import serve
 
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     server = serve(make_settings(NEWSWATCH_METRICS_PORT="0"), client=lambda: dead, leading=lambda: False,

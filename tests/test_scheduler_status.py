@@ -14,8 +14,8 @@ from redis.retry import Retry
 from newswatch.connection import EmbeddedRedis, server_version
 from newswatch.defaults import Keys
 from newswatch.history import RunHistory
+from newswatch.status import collect
 from scheduler.leader import LeaderLock
-from scheduler.status import collect
 
 STATUS_KEYS = {"runs", "next_run", "leader", "stream", "groups", "dead_letters", "fingerprints", "seen_urls"}
 
@@ -63,7 +63,7 @@ def test_groups_pending_and_lag_are_computed(any_redis, keys, make_settings):
 
 
 def test_lag_counts_across_pages(redis_client, keys, make_settings, monkeypatch):
-    import scheduler.status as status
+    import newswatch.status as status
 
     monkeypatch.setattr(status, "LAG_PAGE", 3)  # force several XRANGE pages over a small stream
     fill(redis_client, keys)
@@ -144,3 +144,17 @@ def test_audit_12_status_prints_the_redis_url_masked(redis_url, redis_user, test
     text = run_status(embedded)
     assert text.returncode == 0, text.stderr
     assert f"redis         unix://{tmp_path / 'embedded' / 'redis' / 'redis.sock'} (embedded)" in text.stdout
+
+
+def test_fingerprint_count_is_the_dedupe_index_count(redis_client, keys, make_settings):
+    """status counts the index from newswatch/ (no crawler import): the same figure the index reports."""
+    from crawler.dedupe import DedupeIndex
+
+    settings = make_settings()
+    index = DedupeIndex(redis_client, keys, settings.dedupe_retention_days, settings.dedupe_min_chars)
+    texts = ["美俄會談在日內瓦舉行，雙方討論了軍控問題。" * 20, "颱風登陸沿海地區，當地學校停課一天。" * 20,
+             "央行宣布降息，股市應聲上漲，投資者情緒樂觀。" * 20]
+    indexed = [not index.check_and_insert(f"id{n}", f"https://site/a/{n}.html", text).duplicate
+               for n, text in enumerate(texts)]
+    assert index.count() == sum(indexed) > 0
+    assert collect(redis_client, settings)["fingerprints"] == index.count()

@@ -6,7 +6,7 @@ delivered to it) is counted here from its last-delivered id with exclusive XRANG
 and 7.x support. Nothing secret is shown: the Redis URL with its password masked, no webhook URL or
 secret; leaders are named by host and pid.
 
-Reads the settings `key_prefix`, `history_size`, `dedupe_retention_days`, `dedupe_min_chars`.
+Reads the settings `key_prefix`, `history_size`, `dedupe_retention_days`, `redis_url`/`data_dir`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from datetime import datetime, timezone
 
 import redis
 
-from newswatch.connection import redis_url
+from newswatch import streamids
+from newswatch.connection import redis_session, redis_url
 from newswatch.defaults import Keys
 from newswatch.history import RunHistory
+from newswatch.holders import current_leader
 from newswatch.masking import mask
-from scheduler.leader import current_leader
 
 RUNS_SHOWN = 10
 LAG_PAGE = 500
@@ -32,11 +33,6 @@ def _text(value) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _id_tuple(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def stream_info(client: redis.Redis, key: str) -> dict:
@@ -52,9 +48,9 @@ def count_after(client: redis.Redis, key: str, after_id: str, stream: dict) -> t
     """Entries with an id greater than `after_id`, and whether the count is exact (False past LAG_LIMIT)."""
     if not stream["length"]:
         return 0, True
-    if _id_tuple(after_id) < _id_tuple(stream["first_id"]):
+    if streamids.parse(after_id) < streamids.parse(stream["first_id"]):
         return stream["length"], True  # everything still in the stream is after it
-    if _id_tuple(after_id) >= _id_tuple(stream["last_id"]):
+    if streamids.parse(after_id) >= streamids.parse(stream["last_id"]):
         return 0, True
     count, start = 0, f"({after_id}"
     while count < LAG_LIMIT:
@@ -82,14 +78,12 @@ def group_info(client: redis.Redis, keys: Keys, stream: dict) -> list[dict]:
     return out
 
 
-def fingerprint_count(client: redis.Redis, settings) -> int | None:
-    """Fingerprints in the dedupe index, or None while the index module is not installed."""
-    try:
-        from crawler.dedupe import DedupeIndex
-    except ImportError:
-        return None
-    index = DedupeIndex(client, settings.keys, settings.dedupe_retention_days, settings.dedupe_min_chars)
-    return int(index.count())
+def fingerprint_count(client: redis.Redis, keys: Keys, retention_days: int, now: float | None = None) -> int:
+    """Articles in the dedupe index within its retention window: the sum of the day buckets' counts."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys.fp_window(time.time() if now is None else now, retention_days):
+        pipe.hget(key, "n")
+    return sum(int(n) for n in pipe.execute() if n)
 
 
 def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
@@ -107,7 +101,7 @@ def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
         "stream": stream,
         "groups": group_info(client, keys, stream),
         "dead_letters": dead,
-        "fingerprints": fingerprint_count(client, settings),
+        "fingerprints": fingerprint_count(client, keys, settings.dedupe_retention_days),
         "seen_urls": client.hlen(keys.seen),
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -189,7 +183,7 @@ def render(figures: dict) -> str:
     fps = figures["fingerprints"]
     lines += [
         f"dead letters  {figures['dead_letters']}",
-        f"fingerprints  {fps if fps is not None else 'n/a'}",
+        f"fingerprints  {fps}",
         f"seen URLs     {figures['seen_urls']}",
         "",
         "last runs (newest first):" if figures["runs"] else "last runs     none yet",
@@ -199,8 +193,6 @@ def render(figures: dict) -> str:
 
 
 def status_command(settings, as_json: bool = False) -> int:
-    from newswatch.connection import redis_session
-
     with redis_session(settings) as client:
         figures = collect(client, settings)
     if as_json:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
-from scheduler.status import collect
+from newswatch.status import collect
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class StatusCollector:
         yield gauge("newswatch_stream_length", "entries in the item stream", figures["stream"]["length"])
         yield gauge("newswatch_dead_letters", "entries in the dead-letter stream", figures["dead_letters"])
         yield gauge("newswatch_seen_urls", "article URLs recorded as seen", figures["seen_urls"])
-        if figures["fingerprints"] is not None:
-            yield gauge("newswatch_fingerprints", "fingerprints in the dedupe index", figures["fingerprints"])
+        yield gauge("newswatch_fingerprints", "fingerprints in the dedupe index", figures["fingerprints"])
         yield gauge("newswatch_failed_streak", "revisits in a row that did not succeed", figures["failed_streak"])
         yield gauge("newswatch_leader_present", "1 when some instance holds the leader lock",
                     1 if figures["leader"] else 0)
