@@ -64,14 +64,14 @@ def load_aliases(path: Path) -> dict[str, str]:
     data, source = read_toml(path)
     out: dict[str, str] = {}
 
-    def add(variant: str, entity: str) -> None:
+    def add(variant: str, entity: str, key: str) -> None:
         folded = fold_term(variant)
         if not folded:
             raise TopicFileError(str(path), f"an empty name under {entity!r} matches everything",
-                                 line_of(source, '""'))
+                                 line_of(source, f'"{key}"'))
         if out.get(folded, entity) != entity:
             raise TopicFileError(str(path), f"{variant!r} is listed under both {out[folded]!r} and {entity!r}",
-                                 line_of(source, f'"{variant}"'))
+                                 line_of(source, f'"{key}"'))
         out[folded] = entity
 
     def walk(table: dict, where: str) -> None:
@@ -84,9 +84,9 @@ def load_aliases(path: Path) -> dict[str, str]:
                                                 f"e.g. \"特朗普\" = [\"川普\"], got {value!r}",
                                      line_of(source, f'"{key}"') or line_of(source, key))
             entity = fold_term(key)
-            add(key, entity)
+            add(key, entity, key)
             for variant in value:
-                add(variant, entity)
+                add(variant, entity, key)
 
     walk(data, "")
     return out

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dedupe = sub.add_parser("dedupe", help="decide whether b is a reprint of a, for JSON lines {a, b}")
     dedupe.add_argument("file", help="file of JSON lines {\"a\": earlier text, \"b\": later text}, or - for stdin")
+
+    topic = sub.add_parser("topic", help="judge JSON lines {title, body} with the crawl's topic rule")
+    topic.add_argument("file", help="file of JSON lines {\"title\": ..., \"body\": ...}, or - for stdin")
+    topic.add_argument("--topic", help="topic file (default: NEWSWATCH_TOPICS, else the built-in one)")
     return parser
 
 
@@ -97,6 +101,10 @@ def _dispatch(args, settings) -> int:
         return config_command(settings)
     if args.command == "dedupe":
         return dedupe_command(settings, args.file)
+    if args.command == "topic":
+        from crawler.topic_command import topic_command
+
+        return topic_command(settings, args.file, args.topic)
     from newswatch.observability import init_sentry
 
     init_sentry(settings, component=args.command)
