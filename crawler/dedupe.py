@@ -21,31 +21,21 @@ the evaluation set a share of the shorter text misjudged an article quoting a pa
 of the old one, while the new article's share separates reprints (1st percentile 0.58 among those the
 fingerprint misses) from quotes (at most 0.56). See docs/dedupe.md.
 
-The index (`DedupeIndex`) only finds candidates and then applies the same rule in a Lua script, so that
-checking and inserting is one atomic step. Its layout (Manku, Jain and Das Sarma 2007, plus clauses),
-one Redis hash per day (`keys.fp_bucket(day)`), with fields
-- `n`: documents inserted that day (the next document number);
-- `d<num>`: the document's record: fingerprint, clause weight, length, item id and URL;
-- `b<t><12 bits>` for t in 0..3: the fingerprint cut into four 16-bit blocks, table t keyed by the
-  first 12 bits of block t; value: 12-byte records (fingerprint, document number). Two fingerprints at
-  distance <= 3 agree on at least one whole block, so looking up four fields finds every simhash match;
-- `s<16 bits>`: clause postings keyed by the top half of the clause hash; value: 6-byte records
-  (low half, document number). Any "clauses" match shares a clause, so it is found here.
-A lookup reads the day hashes of the retention window only (retention + 1 keys, whatever the index size).
-Each day's hash carries an EXPIRE for the end of that day plus the retention, so a fingerprint lives for
-between `retention_days` and `retention_days + 1` days and leaves nothing stale behind, on Redis 6.2 too.
+The index (`DedupeIndex`) only finds candidates and then applies the same rule in a Lua script
+(crawler/dedupe_lua.py, which describes the layout), so that checking and inserting is one atomic step.
+It follows Manku, Jain and Das Sarma (2007) for the fingerprints — four 16-bit blocks, one of which two
+fingerprints within distance 3 share — plus clause postings; any "clauses" match shares a clause.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import struct
 import time
 from dataclasses import dataclass
 
+from crawler import dedupe_lua, simhash
 from crawler import normalize as norm
-from crawler import simhash
 from newswatch import defaults
 from newswatch.defaults import Keys
 
@@ -126,139 +116,19 @@ def compare(a: str, b: str, min_chars: int = defaults.DEFAULT_DEDUPE_MIN_CHARS) 
                    original_id=None, original_url=None, simhash=simhash.to_hex(eb.simhash), reason=reason)
 
 
-# KEYS: the day hashes of the retention window, newest (today, where inserts go) first.
-# ARGV: mode ("insert" | "check"), item id, url, fingerprint high and low 32 bits, length, clause
-# weight, packed clauses (">I4I2" each), max distance, containment per mille, min shared chars,
-# min chars, seconds until today's hash expires, key prefix of reprint lists.
-# Returns {1, reason, original id, original url, distance} or {0, "new", document number or 0}.
-_SCRIPT = """
-local mode, item_id, url = ARGV[1], ARGV[2], ARGV[3]
-local hi, lo, len, weight = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local packed = ARGV[8]
-local maxd, permille, min_shared = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local min_chars, ttl, reprints_prefix = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14]
+INDEX_KEYS = defaults.DEDUPE_INDEX_KEYS
+CLAUSE_FIELD_BITS = 18  # of the 32-bit clause hash: the field; the other 14 go into the 2-byte posting
+_LOW_BITS = 32 - CLAUSE_FIELD_BITS
 
-local function popcount(x)
-  local n = 0
-  x = bit.tobit(x)
-  while x ~= 0 do x = bit.band(x, x - 1); n = n + 1 end
-  return n
-end
-local function hamming(h1, l1, h2, l2) return popcount(bit.bxor(h1, h2)) + popcount(bit.bxor(l1, l2)) end
 
-local block_fields = {}
-local blocks = {math.floor(hi / 65536), hi % 65536, math.floor(lo / 65536), lo % 65536}
--- fields hold the records whose block starts with 12 given bits: a few records per field instead of
--- one field (and its ~70 bytes of overhead) per record; the whole block is compared below.
-for t = 1, 4 do block_fields[t] = 'b' .. (t - 1) .. struct.pack('>I2', math.floor(blocks[t] / 16)) end
-local function block(t, h, l)
-  if t == 1 then return math.floor(h / 65536) elseif t == 2 then return h % 65536
-  elseif t == 3 then return math.floor(l / 65536) else return l % 65536 end
-end
-local sent_fields, sent_lows, sent_lens = {}, {}, {}
-for i = 1, #packed, 6 do
-  local h, l = struct.unpack('>I4I2', packed, i)
-  sent_fields[#sent_fields + 1] = 's' .. struct.pack('>I2', math.floor(h / 65536))
-  sent_lows[#sent_lows + 1] = struct.pack('>I2', h % 65536)
-  sent_lens[#sent_lens + 1] = l
-end
-
--- best match: simhash matches beat clause matches; then smaller distance / larger share; then newer.
-local best = nil
-local today_blocks, today_sents = nil, nil
-for k = 1, #KEYS do
-  local key = KEYS[k]
-  local vals = redis.call('HMGET', key, unpack(block_fields))
-  if k == 1 then today_blocks = vals end
-  for t = 1, 4 do
-    local v = vals[t]
-    if v then
-      for i = 1, #v, 12 do
-        local ch, cl, num = struct.unpack('>I4I4I4', v, i)
-        if block(t, ch, cl) == blocks[t] then
-          local d = hamming(hi, lo, ch, cl)
-          if d <= maxd and (best == nil or best.kind == 2 or d < best.dist) then
-            best = {kind = 1, key = key, num = num, dist = d}
-          end
-        end
-      end
-    end
-  end
-  if #sent_fields > 0 and (best == nil or best.kind == 2) then
-    local svals = redis.call('HMGET', key, unpack(sent_fields))
-    if k == 1 then today_sents = svals end
-    local shared = {}
-    for j = 1, #sent_fields do
-      local v = svals[j]
-      if v then
-        local pos = 1
-        while true do
-          local p = string.find(v, sent_lows[j], pos, true)
-          if not p then break end
-          if (p - 1) % 6 == 0 then
-            local num = struct.unpack('>I4', v, p + 2)
-            shared[num] = (shared[num] or 0) + sent_lens[j]
-            pos = p + 6
-          else
-            pos = p + 1
-          end
-        end
-      end
-    end
-    for num, s in pairs(shared) do
-      if s >= min_shared then
-        local rec = redis.call('HGET', key, 'd' .. num)
-        if rec then
-          local ch, cl, cweight, clen = struct.unpack('>I4I4I4I4', rec)
-          if clen >= min_chars and s * 1000 >= permille * weight then
-            local score = s
-            if best == nil or score > best.score or (score == best.score and num < best.num and key == best.key) then
-              best = {kind = 2, key = key, num = num, dist = hamming(hi, lo, ch, cl), score = score}
-            end
-          end
-        end
-      end
-    end
-  end
-end
-
-if best then
-  local rec = redis.call('HGET', best.key, 'd' .. best.num)
-  local ch, cl, cweight, clen, idlen, pos = struct.unpack('>I4I4I4I4I2', rec)
-  local orig_id = string.sub(rec, pos, pos + idlen - 1)
-  local orig_url = string.sub(rec, pos + idlen)
-  -- A crawler that processes an article again (a racing pass) finds the article itself: that is not a
-  -- reprint of it; and a reprint seen twice is listed once (LPOS: Redis 6.0.6+).
-  if mode == 'insert' and orig_id ~= item_id and url ~= orig_url
-      and not redis.call('LPOS', reprints_prefix .. orig_id, url) then
-    local rkey = reprints_prefix .. orig_id
-    redis.call('RPUSH', rkey, url)
-    local left = redis.call('PTTL', best.key)
-    if left > 0 and redis.call('PTTL', rkey) < left then redis.call('PEXPIRE', rkey, left) end
-  end
-  local reason = 'simhash'
-  if best.kind == 2 then reason = 'clauses' end
-  return {1, reason, orig_id, orig_url, best.dist}
-end
-if mode ~= 'insert' then return {0, 'new', 0} end
-
-local key = KEYS[1]
-if today_sents == nil and #sent_fields > 0 then today_sents = redis.call('HMGET', key, unpack(sent_fields)) end
-local num = redis.call('HINCRBY', key, 'n', 1)
-redis.call('HSET', key, 'd' .. num,
-  struct.pack('>I4I4I4I4I2', hi, lo, weight, len, #item_id) .. item_id .. url)
-local rec = struct.pack('>I4I4I4', hi, lo, num)
-for t = 1, 4 do redis.call('HSET', key, block_fields[t], (today_blocks[t] or '') .. rec) end
-local pending = {}
-for j = 1, #sent_fields do
-  local f = sent_fields[j]
-  if pending[f] == nil then pending[f] = today_sents[j] or '' end
-  pending[f] = pending[f] .. sent_lows[j] .. struct.pack('>I4', num)
-end
-for f, v in pairs(pending) do redis.call('HSET', key, f, v) end
-redis.call('EXPIRE', key, ttl)
-return {0, 'new', num}
-"""
+def layout(ev: Evidence) -> tuple[bytes, bytes]:
+    """The field names (and clause postings' low halves) the Lua script reads and writes for `ev`."""
+    fp = ev.simhash.to_bytes(8, "big")
+    blocks = b"".join(b"b%d" % t + (int.from_bytes(fp[2 * t:2 * t + 2], "big") >> 4).to_bytes(2, "big")
+                      for t in range(4))
+    clauses = b"".join(b"s" + (h >> _LOW_BITS).to_bytes(3, "big") + (h & ((1 << _LOW_BITS) - 1)).to_bytes(2, "big")
+                       + n.to_bytes(2, "big") for h, n in ev.clauses.items())
+    return blocks, clauses
 
 
 class DedupeIndex:
@@ -268,6 +138,17 @@ class DedupeIndex:
     it is a reprint. A reprint's URL is appended to `keys.reprints(original id)` (once), which expires with
     the original. An article checked again under its own item id or URL matches itself (duplicate, with
     `original_id == item_id`) and is not listed as its own reprint.
+
+    Articles are kept in period hashes of `defaults.fp_period_days(retention)` days (15 for 30 days of retention),
+    each expiring whole (EXPIRE: Redis 6.2 has no per-field expiry) at the end of its last day plus the
+    retention. A lookup reads the periods that overlap the window — at most INDEX_KEYS (4), whatever the
+    retention — and ignores records older than the retention (their day is in the record), so decisions are
+    exactly those of a per-day window; an article's data leaves memory at most one period after that.
+    Changing the retention changes the period length and so starts an empty index.
+
+    Earlier versions kept one hash per day (`keys.fp_bucket(day)`); the first lookup of an index moves
+    those of the window into the period hashes (atomically, day by day), so an upgrade keeps finding
+    reprints of articles indexed before it.
     """
 
     def __init__(self, client, keys: Keys, retention_days: int = defaults.DEFAULT_DEDUPE_RETENTION_DAYS,
@@ -277,17 +158,29 @@ class DedupeIndex:
         self.client = client
         self.keys = keys
         self.retention_days = int(retention_days)
+        self.period_days = defaults.fp_period_days(self.retention_days)
         self.min_chars = int(min_chars)
-        self._script = client.register_script(_SCRIPT)
+        self._script = client.register_script(dedupe_lua.INDEX)
+        self._upgrade_script = client.register_script(dedupe_lua.UPGRADE)
+        self._upgraded = False
 
     @classmethod
     def from_settings(cls, client, settings) -> DedupeIndex:
         return cls(client, Keys(settings.key_prefix), retention_days=settings.dedupe_retention_days,
                    min_chars=settings.dedupe_min_chars)
 
+    def periods(self, now: float) -> list[int]:
+        """The periods a lookup reads, newest (today's) first."""
+        today = int(now // DAY)
+        return list(range(today // self.period_days, (today - self.retention_days) // self.period_days - 1, -1))
+
     def window(self, now: float) -> list[str]:
-        """The day hashes a lookup reads, today's first."""
-        return self.keys.fp_window(now, self.retention_days)
+        """The period hashes a lookup reads, today's first."""
+        return [key for key, _ in self.keys.fp_window(now, self.retention_days)]
+
+    def expires_in(self, period: int, now: float) -> int:
+        """Seconds until a period hash expires: the end of its last day plus the retention."""
+        return max(1, int(((period + 1) * self.period_days + self.retention_days) * DAY - now))
 
     def check_and_insert(self, item_id: str, url: str, text: str, now: float | None = None) -> Verdict:
         """Decide whether `text` reprints an indexed article; if not (and long enough), index it."""
@@ -307,28 +200,50 @@ class DedupeIndex:
             # A degenerate fingerprint of a short text must not make unrelated short items collide.
             return Verdict(False, None, None, None, fp, "too-short")
         now = time.time() if now is None else now
-        today = int(now // DAY)
-        ttl = max(1, int((today + 1 + self.retention_days) * DAY - now))
-        result = self._script(keys=self.window(now), args=self.script_args(mode, item_id, url, ev, ttl))
+        if not self._upgraded:
+            self.upgrade(now)
+        result = self._script(keys=self.window(now), args=self.script_args(mode, item_id, url, ev, now))
         if int(result[0]) == 1:
             reason, orig_id, orig_url, dist = result[1:5]
             logger.debug("reprint of %s: %s (%s, distance %s)", orig_id, url, reason, dist)
             return Verdict(True, int(dist), orig_id.decode(), orig_url.decode(), fp, reason.decode())
         return Verdict(False, None, None, None, fp, "new")
 
-    def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, ttl: int) -> list:
-        packed = b"".join(struct.pack(">IH", h, n) for h, n in ev.clauses.items())
-        return [mode, item_id, url, ev.simhash >> 32, ev.simhash & 0xFFFFFFFF, ev.length, ev.weight, packed,
+    def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, now: float) -> list:
+        today = int(now // DAY)
+        blocks, clauses = layout(ev)
+        return [mode, item_id, url, ev.simhash.to_bytes(8, "big"), ev.length, blocks, clauses, ev.weight,
                 defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE,
-                defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, ttl, self.keys.reprints("")]
+                defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, today, today - self.retention_days, int(now),
+                self.expires_in(today // self.period_days, now), self.retention_days, self.keys.reprints("")]
+
+    def upgrade(self, now: float | None = None) -> int:
+        """Move the old per-day hashes of the window into the period hashes; the number of articles moved."""
+        now = time.time() if now is None else now
+        today = int(now // DAY)
+        days = range(today - self.retention_days, today + 1)
+        pipe = self.client.pipeline(transaction=False)
+        for day in days:
+            pipe.exists(self.keys.fp_bucket(day))
+        moved = 0
+        for day, exists in zip(days, pipe.execute(), strict=True):
+            if exists:
+                period = day // self.period_days
+                moved += int(self._upgrade_script(
+                    keys=[self.keys.fp_bucket(day), self.keys.fp_period(self.period_days, period)],
+                    args=[day, self.expires_in(period, now)]))
+        if moved:
+            logger.info("dedupe index: %d fingerprints moved from the per-day layout of earlier versions", moved)
+        self._upgraded = True
+        return moved
 
     def count(self, now: float | None = None) -> int:
-        """Articles indexed within the retention window (for `newswatch status`)."""
-        now = time.time() if now is None else now
-        pipe = self.client.pipeline(transaction=False)
-        for key in self.window(now):
-            pipe.hget(key, "n")
-        return sum(int(n) for n in pipe.execute() if n)
+        """Articles indexed within the retention window (read-only; `newswatch status` counts the same way)."""
+        # imported here, not at the top: `newswatch dedupe` (which imports this module) never counts, and
+        # its start-up is measured (docs/dedupe.md)
+        from newswatch.status import fingerprint_count
+
+        return fingerprint_count(self.client, self.keys, self.retention_days, now)
 
     def reprints(self, item_id: str) -> list[str]:
         return [u.decode() for u in self.client.lrange(self.keys.reprints(item_id), 0, -1)]

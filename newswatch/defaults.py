@@ -47,6 +47,16 @@ DEDUPE_CONTAINMENT_PER_MILLE = 600
 DEDUPE_MIN_SHARED_CHARS = 60
 DEDUPE_MIN_CLAUSE_CHARS = 8
 DEDUPE_CLAUSE_SAMPLE = 2
+# The index keeps articles in period hashes of half the retention (rounded up), each expiring whole: a
+# lookup then reads at most DEDUPE_INDEX_KEYS of them whatever the retention, and an article's data leaves
+# memory at most one period after its retention.
+DEDUPE_INDEX_KEYS = 4
+
+
+def fp_period_days(retention_days: int) -> int:
+    """Days per period hash: a window of retention + 1 days then touches at most DEDUPE_INDEX_KEYS periods."""
+    return max(1, -(-retention_days // (DEDUPE_INDEX_KEYS - 2)))
+
 
 # Stream
 DEFAULT_STREAM_RETENTION_DAYS = 7
@@ -100,14 +110,23 @@ class Keys:
         return self._k("fetch-failures")
 
     def fp_bucket(self, day: int) -> str:
-        """Fingerprint index records of one day (time-bucketed so they expire whole, even on Redis 6.2);
-        its field `n` counts the articles indexed that day."""
+        """Fingerprint index of one day, as versions before the period hashes kept it (`n`: its count);
+        read only to move them into the period hashes, and to count them until then."""
         return self._k("fp", str(day))
 
-    def fp_window(self, now: float, retention_days: int) -> list[str]:
-        """The day buckets within the retention window at `now` (seconds since the epoch), today's first."""
+    def fp_period(self, period_days: int, period: int) -> str:
+        """Fingerprint index records of one period of `period_days` days (they expire whole, even on 6.2);
+        its fields `c<day>` count the articles indexed each day (crawler/dedupe_lua.py: the layout)."""
+        return self._k("fpp", str(period_days), str(period))
+
+    def fp_window(self, now: float, retention_days: int) -> list[tuple[str, range]]:
+        """The period hashes a lookup reads at `now` (epoch seconds), today's first, each with the days of the
+        retention window it holds."""
+        size = fp_period_days(retention_days)
         today = int(now // 86400)
-        return [self.fp_bucket(day) for day in range(today, today - retention_days - 1, -1)]
+        first = today - retention_days
+        return [(self.fp_period(size, p), range(max(p * size, first), min((p + 1) * size - 1, today) + 1))
+                for p in range(today // size, first // size - 1, -1)]
 
     def reprints(self, item_id: str) -> str:
         """List of reprint URLs recorded against an original item."""

@@ -79,11 +79,19 @@ def group_info(client: redis.Redis, keys: Keys, stream: dict) -> list[dict]:
 
 
 def fingerprint_count(client: redis.Redis, keys: Keys, retention_days: int, now: float | None = None) -> int:
-    """Articles in the dedupe index within its retention window: the sum of the day buckets' counts."""
+    """Articles in the dedupe index within its retention window: the per-day counts `c<day>` of the period
+    hashes, plus the per-day hashes of earlier versions not yet moved (crawler/dedupe.py: `upgrade`)."""
+    now = time.time() if now is None else now
+    window = keys.fp_window(now, retention_days)
     pipe = client.pipeline(transaction=False)
-    for key in keys.fp_window(time.time() if now is None else now, retention_days):
-        pipe.hget(key, "n")
-    return sum(int(n) for n in pipe.execute() if n)
+    for key, days in window:
+        pipe.hmget(key, [f"c{day}" for day in days])
+    today = int(now // 86400)
+    for day in range(today - retention_days, today + 1):
+        pipe.hget(keys.fp_bucket(day), "n")
+    counts = pipe.execute()
+    return (sum(int(n) for per_day in counts[:len(window)] for n in per_day if n)
+            + sum(int(n) for n in counts[len(window):] if n))
 
 
 def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:

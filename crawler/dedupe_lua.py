@@ -1,0 +1,221 @@
+"""The Lua side of the reprint index (crawler/dedupe.py: `DedupeIndex`): check-and-insert, and the upgrade
+of the per-day layout of earlier versions.
+
+Layout of one period hash (`keys.fp_period(period_days, period)`; `DedupeIndex` documents the periods):
+- `n`: documents inserted into the period (the next document number); `c<day>`: of them, on that day;
+- `d<num>`: the record: fingerprint (8 bytes), day inserted, length (4 bytes each), id length (2 bytes),
+  item id, URL. The day lets a lookup ignore records older than the retention while their period lives;
+- `b<t><2 bytes>` for t in 0..3: table t, keyed by the top 12 bits of the fingerprint's 16-bit block t;
+  value: 11-byte records, fingerprint (8) and document number (3). Two fingerprints at distance <= 3
+  agree on one whole block, so a plain `string.find` of that block's two bytes finds every simhash match;
+- `s<3 bytes>`: clause postings keyed by the top 18 bits of the 32-bit clause hash; value: 5-byte records,
+  the low 14 bits (2) and the document number (3). Any "clauses" match shares a clause, so it is found.
+Records are concatenated into few fields (a field costs ~60 bytes of overhead in a large hash); 18 bits
+keep a lookup's scan short at a million articles. Python (`dedupe.py: layout`) names the fields of a new
+article; the upgrade script below names them from the old records, the same way.
+"""
+
+# KEYS: the period hashes of the retention window, newest first (KEYS[1]: today's, where inserts go).
+# ARGV: mode ("insert" | "check"), item id, url, fingerprint (8 bytes), length, the 4 block field names
+# (4 bytes each), clauses (field 4 + low 2 + length 2 bytes each), clause weight, max distance, containment
+# per mille, min shared chars, min chars, today, oldest day still in the window, now (s), seconds until
+# KEYS[1] expires, retention days, key prefix of reprint lists.
+# Returns {1, reason, original id, original url, distance} or {0, "new", document number or 0}.
+INDEX = """
+local mode, item_id, url, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local len, bpacked, cpacked, weight = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
+local maxd, permille, min_shared = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local min_chars, today, min_day, now = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local ttl, retention, reprints_prefix = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
+
+local function popcount(x)
+  local n = 0
+  x = bit.tobit(x)
+  while x ~= 0 do x = bit.band(x, x - 1); n = n + 1 end
+  return n
+end
+local hi, lo = struct.unpack('>I4I4', fp)
+local function dist(h, l) return popcount(bit.bxor(hi, h)) + popcount(bit.bxor(lo, l)) end
+
+-- many clauses would overflow unpack's stack: Redis calls in slices
+local function hmget(key, names)
+  local out = {}
+  for i = 1, #names, 1000 do
+    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 999, #names)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
+local fields, lows, lens = {}, {}, {}
+for t = 1, 4 do fields[t] = string.sub(bpacked, 4 * t - 3, 4 * t) end
+local nc = #cpacked / 8
+for j = 1, nc do
+  local o = (j - 1) * 8
+  fields[4 + j] = string.sub(cpacked, o + 1, o + 4)
+  lows[j] = string.sub(cpacked, o + 5, o + 6)
+  lens[j] = struct.unpack('>I2', cpacked, o + 7)
+end
+
+local function record(key, num)
+  local rec = redis.call('HGET', key, 'd' .. num)
+  if not rec then return nil end
+  local h, l, day, clen, idlen, pos = struct.unpack('>I4I4I4I4I2', rec)
+  if day < min_day then return nil end  -- older than the retention: its period outlives it, the rule not
+  return {hi = h, lo = l, day = day, len = clen, id = string.sub(rec, pos, pos + idlen - 1),
+          url = string.sub(rec, pos + idlen)}
+end
+
+-- best match: simhash matches beat clause matches; then smaller distance / larger share.
+local best, first = nil, nil
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local vals = hmget(key, fields)
+  if k == 1 then first = vals end
+  for t = 1, 4 do
+    local v, pat, off = vals[t], string.sub(fp, 2 * t - 1, 2 * t), 2 * (t - 1)
+    local pos = 1
+    while v do
+      local p = string.find(v, pat, pos, true)
+      if not p then break end
+      local start = p - off
+      if start >= 1 and (start - 1) % 11 == 0 then
+        local ch, cl, num = struct.unpack('>I4I4I3', v, start)
+        local d = dist(ch, cl)
+        if d <= maxd and (best == nil or best.kind == 2 or d < best.dist) then
+          local r = record(key, num)
+          if r then best = {kind = 1, key = key, num = num, dist = d, rec = r} end
+        end
+        pos = start + 11
+      else
+        pos = p + 1
+      end
+    end
+  end
+  if nc > 0 and (best == nil or best.kind == 2) then
+    local shared = {}
+    for j = 1, nc do
+      local v, pat = vals[4 + j], lows[j]
+      local pos = 1
+      while v do
+        local p = string.find(v, pat, pos, true)
+        if not p then break end
+        if (p - 1) % 5 == 0 then
+          local num = struct.unpack('>I3', v, p + 2)
+          shared[num] = (shared[num] or 0) + lens[j]
+          pos = p + 5
+        else
+          pos = p + 1
+        end
+      end
+    end
+    for num, s in pairs(shared) do
+      if s >= min_shared and s * 1000 >= permille * weight and (best == nil or s > best.score
+          or (s == best.score and key == best.key and num < best.num)) then
+        local r = record(key, num)
+        if r and r.len >= min_chars then
+          best = {kind = 2, key = key, num = num, dist = dist(r.hi, r.lo), score = s, rec = r}
+        end
+      end
+    end
+  end
+end
+
+if best then
+  local orig_id, orig_url = best.rec.id, best.rec.url
+  -- A crawler that processes an article again (a racing pass) finds the article itself: that is not a
+  -- reprint of it; and a reprint seen twice is listed once (LPOS: Redis 6.0.6+).
+  if mode == 'insert' and orig_id ~= item_id and url ~= orig_url
+      and not redis.call('LPOS', reprints_prefix .. orig_id, url) then
+    local rkey = reprints_prefix .. orig_id
+    redis.call('RPUSH', rkey, url)
+    local left = (best.rec.day + 1 + retention) * 86400 - now  -- the original's own end
+    if left > 0 and redis.call('TTL', rkey) < left then redis.call('EXPIRE', rkey, left) end
+  end
+  local reason = 'simhash'
+  if best.kind == 2 then reason = 'clauses' end
+  return {1, reason, orig_id, orig_url, best.dist}
+end
+if mode ~= 'insert' then return {0, 'new', 0} end
+
+local key = KEYS[1]
+local num = tonumber(redis.call('HGET', key, 'n') or '0') + 1
+if num >= 16777216 then return redis.error_reply('dedupe index: period full (3-byte document numbers)') end
+redis.call('HSET', key, 'n', num)
+redis.call('HINCRBY', key, 'c' .. today, 1)
+redis.call('HSET', key, 'd' .. num, fp .. struct.pack('>I4I4I2', today, len, #item_id) .. item_id .. url)
+local numb = struct.pack('>I3', num)
+local pending = {}
+for t = 1, 4 do pending[fields[t]] = (first[t] or '') .. fp .. numb end
+for j = 1, nc do
+  local f = fields[4 + j]
+  if pending[f] == nil then pending[f] = first[4 + j] or '' end
+  pending[f] = pending[f] .. lows[j] .. numb
+end
+local flat = {}
+for f, v in pairs(pending) do
+  flat[#flat + 1] = f
+  flat[#flat + 1] = v
+  if #flat >= 1000 then redis.call('HSET', key, unpack(flat)); flat = {} end
+end
+if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
+redis.call('EXPIRE', key, ttl)
+return {0, 'new', num}
+"""
+
+# The per-day hashes of earlier versions (`keys.fp_bucket(day)`: `d<num>` records of fingerprint, clause
+# weight, length, id length, id, URL; `s<top 16 bits>` postings of 6 bytes, low 16 bits and number; `b`
+# fields, rebuilt here from the fingerprints) moved into the period hash that holds their day, in one
+# atomic step per day: a concurrent lookup sees the article in one layout or the other, never in neither.
+# KEYS: the old day hash, its period hash. ARGV: the day, seconds until the period hash expires.
+# Returns the number of articles moved.
+UPGRADE = """
+local legacy, key = KEYS[1], KEYS[2]
+local day, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local flat = redis.call('HGETALL', legacy)
+if #flat == 0 then return 0 end
+local docs, hashes = {}, {}
+for i = 1, #flat, 2 do
+  local f, v = flat[i], flat[i + 1]
+  local c = string.sub(f, 1, 1)
+  if c == 'd' then
+    docs[#docs + 1] = {num = tonumber(string.sub(f, 2)), rec = v}
+  elseif c == 's' then
+    local top = struct.unpack('>I2', f, 2)
+    for p = 1, #v, 6 do
+      local low, num = struct.unpack('>I2I4', v, p)
+      local list = hashes[num]
+      if not list then list = {}; hashes[num] = list end
+      list[#list + 1] = top * 65536 + low
+    end
+  end
+end
+table.sort(docs, function(a, b) return a.num < b.num end)
+local n0 = tonumber(redis.call('HGET', key, 'n') or '0')
+local pending, order = {}, {}
+local function append(f, s)
+  local parts = pending[f]
+  if not parts then parts = {}; pending[f] = parts; order[#order + 1] = f end
+  parts[#parts + 1] = s
+end
+for i, doc in ipairs(docs) do
+  local num = n0 + i
+  local numb = struct.pack('>I3', num)
+  local hi, lo, weight, len, idlen, pos = struct.unpack('>I4I4I4I4I2', doc.rec)
+  local fp = string.sub(doc.rec, 1, 8)
+  redis.call('HSET', key, 'd' .. num, fp .. struct.pack('>I4I4I2', day, len, idlen) .. string.sub(doc.rec, pos))
+  local blocks = {math.floor(hi / 65536), hi % 65536, math.floor(lo / 65536), lo % 65536}
+  for t = 1, 4 do append('b' .. (t - 1) .. struct.pack('>I2', math.floor(blocks[t] / 16)), fp .. numb) end
+  for _, h in ipairs(hashes[doc.num] or {}) do
+    append('s' .. struct.pack('>I3', math.floor(h / 16384)), struct.pack('>I2', h % 16384) .. numb)
+  end
+end
+for _, f in ipairs(order) do
+  redis.call('HSET', key, f, (redis.call('HGET', key, f) or '') .. table.concat(pending[f]))
+end
+redis.call('HSET', key, 'n', n0 + #docs)
+redis.call('HINCRBY', key, 'c' .. day, #docs)
+if redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
+redis.call('DEL', legacy)
+return #docs
+"""

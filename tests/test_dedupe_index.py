@@ -1,0 +1,102 @@
+"""The reprint index's periods: lookups read a fixed number of keys, data expires, and an upgrade from the
+per-day layout of earlier versions keeps finding the reprints of articles indexed before it (Redis 7, 6.2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crawler import dedupe
+from crawler.dedupe import DAY, DedupeIndex, evidence
+from newswatch import defaults
+from tests import test_dedupe as base
+from tests.test_dedupe import CORPUS, FOLLOW_UP, NOW, REPRINTS, STORY
+
+# the same servers as tests/test_dedupe.py: the conftest Redis and Redis 6.2
+redis62, client, index = base.redis62, base.client, base.index
+
+DOCS = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:40]]
+V1_SCRIPT = (Path(__file__).resolve().parent / "data" / "dedupe_index_v1.lua").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("retention", [1, 2, 7, 30, 90, 365])
+def test_a_lookup_reads_at_most_four_keys_whatever_the_retention(retention, redis_client, keys):
+    index = DedupeIndex(redis_client, keys, retention_days=retention)
+    sizes = {len(index.window(NOW + h * 3600)) for h in range(0, 24 * 2 * index.period_days, 7)}
+    assert max(sizes) <= dedupe.INDEX_KEYS
+    # and the window covers every day of the retention: the periods of today - retention .. today
+    today = int(NOW // DAY)
+    covered = {day // index.period_days for day in range(today - retention, today + 1)}
+    assert covered == set(index.periods(NOW))
+
+
+def test_every_key_expires_within_retention_plus_one_period(index, client, keys):
+    """Redis 6.2 has no per-field expiry: whole keys expire, none much beyond the window, and the period
+    hash an article went into lives until at least the end of its retention."""
+    limit = (index.retention_days + index.period_days + 1) * DAY
+    for n in range(40):  # an article a day for 40 days (several periods), and a reprint of each
+        now = NOW + n * DAY
+        assert not index.check_and_insert(f"a{n}", f"u{n}", DOCS[n], now=now).duplicate
+        assert index.check_and_insert(f"r{n}", f"w{n}", "转载：\n" + DOCS[n], now=now).original_id == f"a{n}"
+        today, period = int(now // DAY), int(now // DAY) // index.period_days
+        deadline = ((period + 1) * index.period_days + index.retention_days) * DAY
+        ttl = client.ttl(keys.fp_period(index.period_days, period))
+        assert (today + 1 + index.retention_days) * DAY - now <= ttl + 1 and abs(now + ttl - deadline) <= 2
+        for key in client.scan_iter(match=f"{keys.prefix}*"):  # TTLs set at earlier writes only shrink
+            assert 0 < client.ttl(key) <= limit, key
+
+
+def _v1_insert(client, keys, item_id, url, text, now, retention=30, min_chars=80):
+    """What check_and_insert did before the period hashes (the script of that version, its arguments)."""
+    ev = evidence(text)
+    packed = b"".join(h.to_bytes(4, "big") + n.to_bytes(2, "big") for h, n in ev.clauses.items())
+    today = int(now // DAY)
+    ttl = max(1, int((today + 1 + retention) * DAY - now))
+    window = [keys.fp_bucket(day) for day in range(today, today - retention - 1, -1)]
+    return client.eval(V1_SCRIPT, len(window), *window, "insert", item_id, url, ev.simhash >> 32,
+                       ev.simhash & 0xFFFFFFFF, ev.length, ev.weight, packed, defaults.DEDUPE_MAX_DISTANCE,
+                       defaults.DEDUPE_CONTAINMENT_PER_MILLE, defaults.DEDUPE_MIN_SHARED_CHARS, min_chars, ttl,
+                       keys.reprints(""))
+
+
+def test_an_upgrade_keeps_finding_reprints_of_articles_indexed_before_it(index, client, keys):
+    _v1_insert(client, keys, "a1", "https://site/a1", STORY, now=NOW - 10 * DAY)
+    _v1_insert(client, keys, "b1", "https://site/b1", FOLLOW_UP, now=NOW - 2 * DAY)
+    old_day = keys.fp_bucket(int((NOW - 10 * DAY) // DAY))
+    assert client.exists(old_day)
+    assert index.count(now=NOW) == 2  # counted before the move as after it
+    for n, kind in enumerate(["edited", "traditional-tw", "lead-only", "boilerplate"]):
+        verdict = index.check_and_insert(f"r{n}", f"https://other/{n}", REPRINTS[kind], now=NOW + n)
+        assert verdict.duplicate and verdict.original_id == "a1", (kind, verdict)
+    assert index.check(FOLLOW_UP, now=NOW).original_id == "b1"
+    assert not client.exists(old_day)  # moved: lookups read the period hashes only
+    assert not list(client.scan_iter(match=f"{keys.prefix}:fp:*"))
+    assert index.count(now=NOW) == 2
+    assert index.reprints("a1") == [f"https://other/{n}" for n in range(4)]
+    # the moved articles still leave the window after the retention counted from their own day
+    assert not index.check(REPRINTS["edited"], now=NOW + 21 * DAY).duplicate
+    assert index.check(FOLLOW_UP, now=NOW + 21 * DAY).original_id == "b1"
+
+
+def test_upgraded_layout_equals_what_the_script_writes(client, keys):
+    """Moving old days writes exactly the records, blocks and postings that inserting afresh writes."""
+    texts = [STORY, FOLLOW_UP, REPRINTS["traditional-hk"] + "\n另有报道" * 40]
+    via_upgrade = DedupeIndex(client, keys.__class__(keys.prefix + ":up"))
+    fresh = DedupeIndex(client, keys.__class__(keys.prefix + ":fresh"))
+    for n, text in enumerate(texts[:2]):
+        _v1_insert(client, via_upgrade.keys, f"a{n}", f"u{n}", text, now=NOW)
+        fresh.check_and_insert(f"a{n}", f"u{n}", text, now=NOW)
+    assert via_upgrade.upgrade(now=NOW) == 2
+    assert via_upgrade.upgrade(now=NOW) == 0  # once
+    for each in (via_upgrade, fresh):
+        each.check_and_insert("a2", "u2", texts[2], now=NOW + 5)
+
+    def content(each):
+        raw = client.hgetall(each.window(NOW)[0])
+        width = {b"b": 11, b"s": 5}
+        return {f: sorted(v[i:i + width[f[:1]]] for i in range(0, len(v), width[f[:1]])) if f[:1] in width else v
+                for f, v in raw.items()}
+
+    assert content(via_upgrade) == content(fresh)
