@@ -202,6 +202,17 @@ def _hmac_b64(key: bytes, message: bytes) -> str:
     return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
 
 
+def feishu_sign(timestamp: str, secret: str) -> str:
+    """Feishu/Lark's `sign`: HMAC-SHA256 keyed with `"{timestamp}\n{secret}"` over an empty message, base64."""
+    return _hmac_b64(f"{timestamp}\n{secret}".encode(), b"")
+
+
+def dingtalk_sign(timestamp: str, secret: str) -> str:
+    """DingTalk's `sign` (before URL-encoding): HMAC-SHA256 keyed with the secret over
+    `"{timestamp}\n{secret}"`, base64."""
+    return _hmac_b64(secret.encode(), f"{timestamp}\n{secret}".encode())
+
+
 class FeishuFormat(_CodeChecked):
     """Feishu/Lark custom bot: a `post` (rich text) message; signed with `timestamp` and `sign` in the body.
 
@@ -227,7 +238,7 @@ class FeishuFormat(_CodeChecked):
         if self.secret:
             timestamp = str(int(time.time()))
             payload["timestamp"] = timestamp
-            payload["sign"] = _hmac_b64(f"{timestamp}\n{self.secret}".encode(), b"")
+            payload["sign"] = feishu_sign(timestamp, self.secret)
         return Request(self.endpoint.url, self.headers(), _json(payload))
 
 
@@ -254,7 +265,7 @@ class DingTalkFormat(_CodeChecked):
         url = self.endpoint.url
         if self.secret:
             timestamp = str(int(time.time() * 1000))
-            sign = _hmac_b64(self.secret.encode(), f"{timestamp}\n{self.secret}".encode())
+            sign = dingtalk_sign(timestamp, self.secret)
             url += ("&" if "?" in url else "?") + f"timestamp={timestamp}&sign={quote(sign, safe='')}"
         return Request(url, self.headers(), body)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from alerts.worker import AlertWorker
 from tests.loopback import LoopbackServer, free_port, respond
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -82,15 +83,12 @@ class Receiver(LoopbackServer):
             return [r.headers.get("webhook-id") for r in self.requests]
 
     def wait_for(self, predicate, timeout: float = 20.0) -> bool:
-        """Wait until predicate(requests) holds; a generous deadline only ends a test that would hang."""
-        deadline = time.monotonic() + timeout
+        """Wait until predicate(requests) holds."""
+        return bool(wait_for(lambda: predicate(self.snapshot()), timeout))
+
+    def snapshot(self) -> list:
         with self._lock:
-            while not predicate(list(self.requests)):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(min(left, 0.1))
-        return True
+            return list(self.requests)
 
     def wait_count(self, n: int, timeout: float = 20.0) -> bool:
         return self.wait_for(lambda reqs: len(reqs) >= n, timeout)
@@ -135,13 +133,7 @@ def running_worker(client, settings, **kwargs):
         assert not thread.is_alive(), "the worker did not stop"
 
 
-def wait_until(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+wait_until = wait_for  # the older name, for tests written against it; new tests import tests.waiting
 
 
 FAST = {  # small backoff so retry tests take fractions of a second

@@ -10,10 +10,10 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-import time
 import zlib
 
 from tests.loopback import LoopbackServer, respond
+from tests.waiting import wait_for
 
 
 def parse_envelope(data: bytes) -> tuple[dict, list[dict]]:
@@ -75,12 +75,7 @@ class SentryReceiver(LoopbackServer):
         return self.items("check_in")
 
     def wait_for(self, predicate, timeout: float = 60.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return bool(predicate())
+        return bool(wait_for(predicate, timeout))
 
     # -- HTTP -----------------------------------------------------------------------------------------
     def handle(self, request, method: str) -> None:

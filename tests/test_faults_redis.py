@@ -25,10 +25,11 @@ import pytest
 import redis
 
 from tests.alerts_support import FAST as ALERTS_FAST
-from tests.alerts_support import Receiver, item, publish, wait_until
+from tests.alerts_support import Receiver, item, publish
 from tests.loopback import free_port
 from tests.replica import SEED_ID, corpus, corpus_article
 from tests.test_faults_site import FAST, GOOD, small_site
+from tests.waiting import wait_for
 
 
 class OwnRedis:
@@ -54,7 +55,7 @@ class OwnRedis:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         try:
-            assert wait_until(lambda: _pings(probe), timeout=15), (self.dir / "redis.log").read_text()
+            assert wait_for(lambda: _pings(probe), timeout=15), (self.dir / "redis.log").read_text()
         finally:
             probe.close()
 
@@ -121,7 +122,7 @@ def test_redis_restart_in_the_middle_of_a_crawl(own_redis, own_client, test_env,
         try:
             # Down from the last article request until after the pass releases its items, so the topic,
             # dedupe and publish steps (and the spider's last seen-record checks) meet a dead server.
-            assert wait_until(lambda: replica.article_requests() >= len(replica.articles), timeout=30)
+            assert wait_for(lambda: replica.article_requests() >= len(replica.articles), timeout=30)
             own_redis.restart(down=2.0)
             # Still running: everything it writes from here on goes through reconnected clients.
             assert proc.poll() is None, "the crawl ended before Redis came back; the test proves nothing"
@@ -158,7 +159,7 @@ def test_redis_restart_in_the_middle_of_deliveries(own_redis, own_client, test_e
             assert len(set(receiver.ids())) < len(ids), "all delivered before the restart; the test proves nothing"
             assert receiver.wait_ids(ids, timeout=90), log.read_text()
             group = keys.group("default")
-            assert wait_until(lambda: own_client.xpending(keys.items, group)["pending"] == 0, timeout=30)
+            assert wait_for(lambda: own_client.xpending(keys.items, group)["pending"] == 0, timeout=30)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=30)

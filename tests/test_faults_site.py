@@ -140,6 +140,8 @@ def test_429_retry_after_holds_every_request_to_the_site(test_env, redis_client,
     assert sent, "the fault was never hit"
     later = [t for t, _ in arrivals if t > sent[0]]
     assert later, "no request after the 429"
+    # no request of any kind went to the site before the Retry-After was over (a lower bound, which load
+    # cannot break: this is the behaviour, not a speed figure)
     assert later[0] - sent[0] >= 2.0, f"next request {later[0] - sent[0]:.2f}s after a 429 with Retry-After: 2"
     assert summary["counts"]["retry_after"] == 1
     assert queued_ids(redis_client, keys) == GOOD  # the retry got the page; the pass went on normally
@@ -152,9 +154,10 @@ def test_retry_after_is_capped(test_env, redis_client, keys):
     with replica:
         code, summary, err = crawl(test_env, replica, NEWSWATCH_RETRY_AFTER_CAP=1)
     assert code == 0, err
-    gap = min(t for t, _ in arrivals if t > sent[0]) - sent[0]
-    # Waited the cap, not the 30 s the site asked for (the bound is the behaviour, not a speed figure).
-    assert 1.0 <= gap < 30.0
+    # Waited the cap, not the 30 s the site asked for: the wait chosen is logged, and the next request came
+    # no sooner than that (a lower bound: load can only make it later, never break it).
+    assert "answered 429: waiting 1.0s before the next request" in err, err
+    assert min(t for t, _ in arrivals if t > sent[0]) - sent[0] >= 1.0
     assert summary["counts"]["retry_after"] == 1
     assert queued_ids(redis_client, keys) == GOOD
 
@@ -339,12 +342,13 @@ def test_truncated_html_yields_only_real_text(test_env, redis_client, keys):
     assert summary["counts"]["no_body"] == 1
     assert seen(redis_client, keys, replica, VICTIM)  # it answered 2xx: seen, whatever it yielded
     items = {int(i["id"].split("-")[1]): i for i in stream_items(redis_client, keys)}
-    assert set(items) - GOOD <= {VICTIM + 1}
-    if VICTIM + 1 in items:
-        article = replica.articles[VICTIM + 1]
-        for line in items[VICTIM + 1]["body"].split("\n"):
-            assert "<" not in line and any(line in p or p.startswith(line) for p in article.paragraphs), line
-    assert queued_ids(redis_client, keys) >= GOOD
+    # the page cut mid-article is on topic by its title and first paragraph: queued, with the text that
+    # arrived — whole paragraphs in order, then the start of the one that was cut, and no markup debris
+    assert queued_ids(redis_client, keys) == GOOD | {VICTIM + 1}
+    article = replica.articles[VICTIM + 1]
+    lines = items[VICTIM + 1]["body"].split("\n")
+    assert lines[:-1] == article.paragraphs[:len(lines) - 1]
+    assert article.paragraphs[len(lines) - 1].startswith(lines[-1]) and "<" not in lines[-1]
 
 
 def test_binary_garbage_with_an_html_content_type(test_env, redis_client, keys):

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from newswatch.holders import current_leader
 from scheduler.leader import LeaderLock, holder_id
-
-
-def wait_for(predicate, deadline: float = 10.0, step: float = 0.05) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+from tests.waiting import wait_for
 
 
 def test_only_one_holder(redis_client, keys):
@@ -58,7 +48,7 @@ def test_standby_takes_over_after_expiry(redis_client, keys):
     assert a.acquire()
     assert not b.acquire()
     # a dies without releasing: nothing renews, the key expires, b's poll succeeds
-    assert wait_for(b.acquire, deadline=10)
+    assert wait_for(b.acquire, timeout=10)
     assert redis_client.get(keys.leader) == b"b"
 
 
