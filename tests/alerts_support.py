@@ -133,9 +133,6 @@ def running_worker(client, settings, **kwargs):
         assert not thread.is_alive(), "the worker did not stop"
 
 
-wait_until = wait_for  # the older name, for tests written against it; new tests import tests.waiting
-
-
 FAST = {  # small backoff so retry tests take fractions of a second
     "NEWSWATCH_WEBHOOK_ALLOW_PRIVATE": "1",
     "NEWSWATCH_WEBHOOK_BACKOFF_BASE": "0.05",

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from newswatch import streamids
 from newswatch.config import Endpoint, Settings
-from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker, wait_until
+from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
+from tests.waiting import wait_for
 
 MAX_ATTEMPTS = 3
 PROPERTY_ENV = FAST | {"NEWSWATCH_WEBHOOK_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "NEWSWATCH_WEBHOOK_TIMEOUT": "0.5",
@@ -79,7 +80,7 @@ def run_against(redis_url: str, answer: Answer, fmt: str = "standard", n_items: 
                 return outcome if outcome.retry_records == 0 or outcome.disabled else None
 
             with running_worker(client, config, endpoints=[endpoint]):
-                wait_until(done, timeout=20)
+                wait_for(done, timeout=20)
             return Outcome(client, keys, receiver, ids)
     finally:
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))

@@ -436,8 +436,8 @@ def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(dae
         time.sleep(1.5)  # past the debounce: this is a second request, not the first delivered twice
         daemon.signal(signal.SIGINT)
         assert daemon.wait() == 1, daemon.log()
-        assert wait_for(lambda: not _alive(redis_pid), deadline=15), ("redis-server left running", daemon.log())
-        assert wait_for(lambda: not daemon.leftovers(), deadline=15), [p.cmdline() for p in daemon.leftovers()]
+        assert wait_for(lambda: not _alive(redis_pid), timeout=15), ("redis-server left running", daemon.log())
+        assert wait_for(lambda: not daemon.leftovers(), timeout=15), [p.cmdline() for p in daemon.leftovers()]
         client = redis.Redis.from_url(EmbeddedRedis(data).ensure())  # the same data, read back
         try:
             assert client.get(Keys(key_prefix).leader) is None, "the leader lock was released"

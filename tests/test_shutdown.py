@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.test_scheduler_daemon import wait_for
+from tests.waiting import wait_for
 
 # A process that finishes its "work" only when told to (a file appears), and records its cold steps.
 _SCRIPT = """
@@ -28,7 +28,7 @@ with Shutdown(warm_message="warm", cold_message="cold", warm_bound=bound, cold_b
 
 def _start(tmp_path, bound="none"):
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(tmp_path), bound], stderr=subprocess.PIPE)
-    assert wait_for(lambda: (tmp_path / "ready").exists(), deadline=30)
+    assert wait_for(lambda: (tmp_path / "ready").exists(), timeout=30)
     return proc
 
 
