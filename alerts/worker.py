@@ -41,6 +41,7 @@ from alerts.delivery import Sender, deliver
 from alerts.ratelimit import RateLimiter
 from alerts.retry import RetryBook, RetryPolicy
 from alerts.safety import check_address
+from newswatch.connection import redis_session
 from newswatch.errors import ConfigError, DeliveryError, EndpointGone, UnsafeEndpoint
 from newswatch.groups import ensure_group
 
@@ -495,8 +496,6 @@ class AlertWorker:
 
 def alerts_command(settings, *, replay_dead: bool = False, enable: str | None = None) -> int:
     """`newswatch alerts`: run the worker until SIGTERM/SIGINT (exit 0); a second signal forces exit."""
-    from newswatch.connection import redis_session
-
     keys = settings.keys
     with redis_session(settings) as client:
         if enable:

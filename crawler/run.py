@@ -31,6 +31,8 @@ def _utc(ts: float) -> str:
 
 def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
     """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times)."""
+    # lazy: Scrapy and the spider (with its extraction libraries) load only when a pass runs, not when
+    # the CLI or the daemon merely imports this module
     from scrapy.crawler import CrawlerProcess
 
     from crawler.spiders.daydaynews import DaydaynewsSpider

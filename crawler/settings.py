@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from crawler.frontier import frontier_settings
 from newswatch import defaults
+from newswatch.connection import redis_url
 
 
 def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
@@ -82,6 +83,4 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: 
 def _frontier(settings, worker: bool) -> dict:
     if settings.frontier == "memory":
         return {}
-    from newswatch.connection import redis_url
-
     return frontier_settings(settings, redis_url(settings), "worker" if worker else "leader")

@@ -1,6 +1,9 @@
 """The `newswatch` command: parse arguments, load settings once, hand them to the step that does the work.
 
 Exit status: 0 done, 1 the work failed, 2 bad configuration or input (one line naming it, no traceback).
+
+Each command's package is imported lazily, when that command runs (marked `lazy:`): Scrapy, APScheduler and
+the extraction libraries take a second or more to import, which `config`, `status` or `--help` need not pay.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import logging
 import sys
 
 from newswatch import __version__
+from newswatch.config import Settings
 from newswatch.errors import ConfigError, CrawlFailed, InputError, RedisUnavailable
+from newswatch.observability import init_sentry
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -76,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        from newswatch.config import Settings
-
         settings = Settings.load()
         if getattr(args, "site_url", None):
             settings = settings.with_overrides(site_url=args.site_url)
@@ -102,33 +105,31 @@ def _dispatch(args, settings) -> int:
     if args.command == "dedupe":
         return dedupe_command(settings, args.file)
     if args.command == "topic":
-        from crawler.topic_command import topic_command
+        from crawler.topic_command import topic_command  # lazy: see the module's docstring
 
         return topic_command(settings, args.file, args.topic)
-    from newswatch.observability import init_sentry
-
     init_sentry(settings, component=args.command)
     if args.command == "crawl":
-        from crawler.run import crawl_command
+        from crawler.run import crawl_command  # lazy: see the module's docstring
 
         if args.worker and settings.frontier != "redis":
             raise ConfigError("NEWSWATCH_FRONTIER", "--worker needs NEWSWATCH_FRONTIER=redis (a shared frontier)")
         return crawl_command(settings, baseline=args.baseline, as_json=args.json, quiet=args.quiet,
                              worker=args.worker, trigger=args.trigger)
     if args.command == "probe":
-        from crawler.probe import probe_command
+        from crawler.probe import probe_command  # lazy: see the module's docstring
 
         return probe_command(settings, args.url)
     if args.command == "run":
-        from scheduler.daemon import run_command
+        from scheduler.daemon import run_command  # lazy: see the module's docstring
 
         return run_command(settings)
     if args.command == "status":
-        from newswatch.status import status_command
+        from newswatch.status import status_command  # lazy: see the module's docstring
 
         return status_command(settings, as_json=args.json)
     if args.command == "alerts":
-        from alerts.worker import alerts_command
+        from alerts.worker import alerts_command  # lazy: see the module's docstring
 
         return alerts_command(settings, replay_dead=args.replay_dead, enable=args.enable)
     raise InputError(f"unknown command {args.command!r}")
@@ -144,7 +145,7 @@ def config_command(settings) -> int:
 
 def dedupe_command(settings, path: str) -> int:
     """One JSON line out per line in: the pipeline's own decision and the whole-text SimHash distance."""
-    from crawler.dedupe import compare
+    from crawler.dedupe import compare  # lazy: see the module's docstring
 
     stream = sys.stdin if path == "-" else _open_input(path)
     with stream:

@@ -39,9 +39,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from newswatch.connection import EmbeddedRedis, check, client_from_url, env_for_child
 from newswatch.defaults import MISFIRE_GRACE_TIME
 from newswatch.errors import RedisUnavailable
 from newswatch.history import RunHistory
+from newswatch.masking import mask
 from newswatch.observability import CronMonitor, flush
 from newswatch.shutdown import Shutdown
 from scheduler.child import KILL_GRACE, spawn, stop_group
@@ -78,8 +80,6 @@ def _summary(raw: bytes) -> dict | None:
 
 class Daemon:
     def __init__(self, settings):
-        from newswatch.connection import env_for_child
-
         self.settings = settings
         self.keys = settings.keys
         self.shutdown = Shutdown(warm_message="stopping after the running revisit (send it again to force)",
@@ -165,9 +165,6 @@ class Daemon:
     # -- Redis ------------------------------------------------------------------------------------------
     def _connect(self) -> redis.Redis | None:
         """A client, waiting with backoff while the server is unreachable; None if asked to stop meanwhile."""
-        from newswatch.config import mask
-        from newswatch.connection import EmbeddedRedis, check, client_from_url
-
         delay, attempt = RECONNECT_FIRST, 0
         ttl = self.settings.leader_ttl
         while not self.stopping.is_set():
