@@ -239,7 +239,7 @@ class DedupeIndex:
 
     def count(self, now: float | None = None) -> int:
         """Articles indexed within the retention window (read-only; `newswatch status` counts the same way)."""
-        # imported here, not at the top: `newswatch dedupe` (which imports this module) never counts, and
+        # lazy: imported here, not at the top: `newswatch dedupe` (which imports this module) never counts, and
         # its start-up is measured (docs/dedupe.md)
         from newswatch.status import fingerprint_count
 
