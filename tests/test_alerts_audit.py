@@ -8,6 +8,7 @@ to escape the count and, as a property, for any status, headers and body a recei
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import redis
@@ -32,20 +33,33 @@ class Outcome:
     """What became of each item after a worker run against one answer."""
 
     def __init__(self, client, keys, receiver, ids):
+        # Read in the order an item moves (read -> pending -> acknowledged or dead), so an item that moves
+        # while this looks is never missed in between; the posts last, since each precedes its outcome.
+        [group] = [g for g in client.xinfo_groups(keys.items) if g["name"].decode() == keys.group("default")]
+        pending_ids = {r["message_id"].decode()
+                       for r in client.xpending_range(keys.items, keys.group("default"), "-", "+", 100)}
+        self.dead = {fields[b"id"].decode(): {k.decode(): v.decode() for k, v in fields.items()}
+                     for _, fields in client.xrange(keys.dead)}
+        entries = {fields[b"id"].decode(): entry.decode() for entry, fields in client.xrange(keys.items)}
+        last_read = streamids.parse(group["last-delivered-id"])
+        self.unread = {i for i, entry in entries.items() if streamids.parse(entry) > last_read}
+        self.pending = {i for i, entry in entries.items() if entry in pending_ids}
+        self.retry_records = client.hlen(keys.retry("default"))
         # chat formats carry no webhook-id header: an item is known by its URL, which every format sends
         bodies = [r.body for r in list(receiver.requests)]
         self.posts = {i: sum(f"international/{i.split('-')[1]}.html".encode() in b for b in bodies) for i in ids}
-        pending_ids = {r["message_id"].decode()
-                       for r in client.xpending_range(keys.items, keys.group("default"), "-", "+", 100)}
-        entries = {fields[b"id"].decode(): entry.decode() for entry, fields in client.xrange(keys.items)}
-        self.pending = {i for i, entry in entries.items() if entry in pending_ids}
-        [group] = [g for g in client.xinfo_groups(keys.items) if g["name"].decode() == keys.group("default")]
-        last_read = streamids.parse(group["last-delivered-id"])
-        self.unread = {i for i, entry in entries.items() if streamids.parse(entry) > last_read}
-        self.dead = {fields[b"id"].decode(): {k.decode(): v.decode() for k, v in fields.items()}
-                     for _, fields in client.xrange(keys.dead)}
-        self.retry_records = client.hlen(keys.retry("default"))
         self.disabled = bool(client.exists(keys.disabled("default")))
+
+
+class _Records(logging.Handler):
+    """The worker's log of one run, shown when the run's outcome is wrong."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(f"{record.relativeCreated:.0f}ms {record.threadName} {record.getMessage()}")
 
 
 def run_against(redis_url: str, answer: Answer, fmt: str = "standard", n_items: int = 2,
@@ -79,9 +93,16 @@ def run_against(redis_url: str, answer: Answer, fmt: str = "standard", n_items: 
                         return None
                 return outcome if outcome.retry_records == 0 or outcome.disabled else None
 
-            with running_worker(client, config, endpoints=[endpoint]):
-                wait_for(done, timeout=20)
-            return Outcome(client, keys, receiver, ids)
+            records = _Records()
+            logging.getLogger("alerts").addHandler(records)
+            try:
+                with running_worker(client, config, endpoints=[endpoint]):
+                    wait_for(done, timeout=20)
+            finally:
+                logging.getLogger("alerts").removeHandler(records)
+            outcome = Outcome(client, keys, receiver, ids)
+            outcome.log = records.lines
+            return outcome
     finally:
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if stale:
@@ -90,6 +111,15 @@ def run_against(redis_url: str, answer: Answer, fmt: str = "standard", n_items: 
 
 
 def assert_settled_correctly(outcome: Outcome, status: int) -> None:
+    try:
+        _check_settled(outcome, status)
+    except AssertionError as exc:
+        state = (f"posts={outcome.posts} pending={outcome.pending} dead={sorted(outcome.dead)} "
+                 f"retry_records={outcome.retry_records} disabled={outcome.disabled}")
+        raise AssertionError(f"{exc}\n{state}\n" + "\n".join(getattr(outcome, "log", []))) from None
+
+
+def _check_settled(outcome: Outcome, status: int) -> None:
     assert not outcome.unread, f"never read: {outcome.unread}"
     for item_id, posts in outcome.posts.items():
         assert posts <= MAX_ATTEMPTS, f"{item_id} was posted {posts} times (at most {MAX_ATTEMPTS} allowed)"
