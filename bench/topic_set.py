@@ -1,8 +1,10 @@
 """The labelled topic set (bench/data/topic/*.jsonl) and its fixed split into a tuning and a held-out part.
 
 The split is deterministic and stratified: within each (naming group, label) stratum the rows are taken
-in id order and every fifth one (the 3rd, 8th, 13th, ...) is held out. Ids are numbered in the order each
-writer wrote them, so rows added at the end of a batch do not move earlier rows between the parts.
+in id order and every fifth one (the 3rd, 8th, 13th, ...) is held out. It was applied once, to the set
+as it stood when tuning began, and frozen in split.json, so that later curation (rows dropped or added)
+moves no row between the parts: a row split.json does not know is split by the same rule among the
+other unknown rows. `python bench/topic_set.py --freeze` writes split.json afresh (only for a new set).
 
 Mainland and Singapore rows are written in Simplified script; the site serves everything in Traditional
 (OpenCC s2t), so `served` gives such a row as the site would show it.
@@ -15,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 SET_DIR = Path(__file__).resolve().parent / "data" / "topic"
+SPLIT = SET_DIR / "split.json"
 SIMPLIFIED_GROUPS = ("mainland", "singapore")
 HELD_OUT_EVERY, HELD_OUT_AT = 5, 2
 
@@ -34,7 +37,17 @@ def load_rows(directory: Path = SET_DIR) -> list[dict]:
 
 
 def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(tuning, held_out)."""
+    """(tuning, held_out), as frozen in split.json."""
+    frozen = json.loads(SPLIT.read_text(encoding="utf-8")) if SPLIT.exists() else {"tuning": [], "held_out": []}
+    known = {i: "held_out" for i in frozen["held_out"]} | {i: "tuning" for i in frozen["tuning"]}
+    tuning = [r for r in rows if known.get(r["id"]) == "tuning"]
+    held_out = [r for r in rows if known.get(r["id"]) == "held_out"]
+    new_tuning, new_held_out = stratified([r for r in rows if r["id"] not in known])
+    return tuning + new_tuning, held_out + new_held_out
+
+
+def stratified(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Every fifth row of each (naming, label) stratum, in id order, held out."""
     strata: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         strata[(row["naming"], row["label"])].append(row)
@@ -65,3 +78,14 @@ def readings(row: dict) -> list[tuple[str, str, str]]:
     if row["naming"] in SIMPLIFIED_GROUPS:
         out.append(("served", served(row["title"]), served(row["body"])))
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--freeze"]:
+        raise SystemExit("usage: python bench/topic_set.py --freeze   (rewrites split.json from the set as it is)")
+    tuning, held_out = stratified(load_rows())
+    SPLIT.write_text(json.dumps({"tuning": sorted(r["id"] for r in tuning),
+                                 "held_out": sorted(r["id"] for r in held_out)}, indent=0) + "\n", encoding="utf-8")
+    print(f"{SPLIT}: {len(tuning)} tuning, {len(held_out)} held out")

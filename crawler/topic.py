@@ -87,18 +87,23 @@ class Topic:
         entity_of.update((term, "") for term in self.ignore)
         object.__setattr__(self, "_vocabulary", Vocabulary(entity_of))
 
-    def _sides(self, text: str, found: dict[str, int], seen: dict[str, int]) -> tuple[dict, list[int]]:
-        """The heaviest weight per side among the terms in `text`, and where the terms start."""
-        best: dict[str, float] = {}
-        starts = []
+    def _read(self, text: str, found: dict[str, int], seen: dict[str, int]) -> list[tuple[int, str]]:
+        """(start, entity) of each term in folded `text`; counts the terms and entities found."""
+        hits = []
         for start, term, entity in self._vocabulary.finditer(text):
             found[term] = found.get(term, 0) + 1
             seen[entity] = seen.get(entity, 0) + 1
-            starts.append(start)
+            hits.append((start, entity))
+        return hits
+
+    def _sides(self, hits: list[tuple[int, str]]) -> dict[str, float]:
+        """The heaviest weight per side among the terms hit."""
+        best: dict[str, float] = {}
+        for _, entity in hits:
             for side, weight in self.terms[entity]:
                 if weight > best.get(side, 0.0):
                     best[side] = weight
-        return best, starts
+        return best
 
     def _complete(self, sides: dict) -> float:
         if not all(side in sides for side in self.require):
@@ -112,13 +117,24 @@ class Topic:
         folded_title, folded = to_simplified(title), to_simplified(text)
         found: dict[str, int] = {}
         seen: dict[str, int] = {}
-        title_sides, title_starts = self._sides(folded_title, found, seen)
+        title_hits = self._read(folded_title, found, seen)
+        title_sides = self._sides(title_hits)
         title_score = self._complete(title_sides) * self.title_weight
+        elsewhere = AGAINST in title_sides and not all(side in title_sides for side in self.focus)
         # A title carries into the body only when it says something on its own: two of the required sides
-        # (普京与特朗普通话), not one word that half the news shares (美国).
-        title_says = sum(side in title_sides for side in self.require) >= 2
+        # (普京与特朗普通话), not one word that half the news shares (美国), and not another story's name.
+        title_says = sum(side in title_sides for side in self.require) >= 2 and not elsewhere
         spans = _spans(folded, self.window_chars)
-        units = [self._sides(folded[a:b], found, seen) for a, b in spans]
+        # One pass of the automaton over the whole text, each hit then put in its window (a term holds no
+        # line break or sentence end, so none spans two windows).
+        buckets: list[list[tuple[int, str]]] = [[] for _ in spans]
+        k = 0
+        for start, entity in self._read(folded, found, seen):
+            while k < len(spans) and spans[k][1] <= start:
+                k += 1
+            if k < len(spans) and start >= spans[k][0]:
+                buckets[k].append((start - spans[k][0], entity))
+        units = [(self._sides(hits), [start for start, _ in hits]) for hits in buckets]
         scored = []
         for i, (own, _) in enumerate(units):
             if not own:
@@ -138,11 +154,10 @@ class Topic:
         scored.sort(key=lambda s: (-s[0], s[1]))
         best = scored[: self.max_windows]
         score = title_score + sum(s[0] for s in best)
-        elsewhere = AGAINST in title_sides and not all(side in title_sides for side in self.focus)
         score = round(score * (self.against_factor if elsewhere else 1.0), 3)
         deciding = sorted({i for _, i, helpers in best for i in (i, *helpers)})
         original = text if len(text) == len(folded) else folded  # OpenCC t2s keeps length; else show folded
-        passages = ([_cut(title, title_starts)] if title_score > 0 or elsewhere else []) + [
+        passages = ([_cut(title, [start for start, _ in title_hits])] if title_score > 0 or elsewhere else []) + [
             _cut(original[spans[i][0]:spans[i][1]], units[i][1]) for i in deciding[:MAX_PASSAGES]]
         return TopicMatch(name=self.name, score=score, matched=_by_count(found), on_topic=score >= self.threshold,
                           entities=_by_count(seen), passages=passages)
