@@ -219,7 +219,7 @@ def test_multiparty_talks_without_the_plain_pair(topic):
                       "美方由特使威特科夫和库什纳率领，俄方代表团由军方情报部门负责人科斯秋科夫带队。\n"
                       "乌方代表乌梅罗夫说，各方将于次日继续会谈。")
     assert got.on_topic
-    assert {"阿布扎比", "三方会谈", "威特科夫", "科斯秋科夫"} <= set(got.entities)
+    assert {"阿布扎比三方会谈", "阿布扎比", "威特科夫", "科斯秋科夫"} <= set(got.entities)
 
 
 @pytest.mark.parametrize("title", ["特普會定8月15日阿拉斯加舉行", "阿拉斯加雙普會近3小時落幕 喊進展卻無協議",
