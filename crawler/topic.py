@@ -87,15 +87,6 @@ class Topic:
         entity_of.update((term, "") for term in self.ignore)
         object.__setattr__(self, "_vocabulary", Vocabulary(entity_of))
 
-    def _read(self, text: str, found: dict[str, int], seen: dict[str, int]) -> list[tuple[int, str]]:
-        """(start, entity) of each term in folded `text`; counts the terms and entities found."""
-        hits = []
-        for start, term, entity in self._vocabulary.finditer(text):
-            found[term] = found.get(term, 0) + 1
-            seen[entity] = seen.get(entity, 0) + 1
-            hits.append((start, entity))
-        return hits
-
     def _sides(self, hits: list[tuple[int, str]]) -> dict[str, float]:
         """The heaviest weight per side among the terms hit."""
         best: dict[str, float] = {}
@@ -112,12 +103,29 @@ class Topic:
 
     def match(self, title: str, text: str) -> TopicMatch:
         """Score an article. `title` and `text` may be in either script."""
-        title = (title or "")[:1000]
+        title = (title or "")[:1000].replace("\n", " ")
         text = (text or "")[:MAX_TEXT_CHARS]
-        folded_title, folded = to_simplified(title), to_simplified(text)
+        # One conversion and one pass of the pattern over title and text together (a line apart: no term
+        # holds a line break), then each hit is put in the title or its window.
+        both = to_simplified(f"{title}\n{text}")
+        cut = both.index("\n")
+        folded = both[cut + 1:]
         found: dict[str, int] = {}
         seen: dict[str, int] = {}
-        title_hits = self._read(folded_title, found, seen)
+        entity_of = self._vocabulary.entity_of
+        title_hits, hits = [], []
+        for match in self._vocabulary.pattern.finditer(both):
+            term = match.group()
+            entity = entity_of[term]
+            if not entity:
+                continue  # a string of `ignore`
+            found[term] = found.get(term, 0) + 1
+            seen[entity] = seen.get(entity, 0) + 1
+            start = match.start()
+            if start < cut:
+                title_hits.append((start, entity))
+            else:
+                hits.append((start - cut - 1, entity))
         title_sides = self._sides(title_hits)
         title_score = self._complete(title_sides) * self.title_weight
         elsewhere = AGAINST in title_sides and not all(side in title_sides for side in self.focus)
@@ -125,11 +133,10 @@ class Topic:
         # (普京与特朗普通话), not one word that half the news shares (美国), and not another story's name.
         title_says = sum(side in title_sides for side in self.require) >= 2 and not elsewhere
         spans = _spans(folded, self.window_chars)
-        # One pass of the automaton over the whole text, each hit then put in its window (a term holds no
-        # line break or sentence end, so none spans two windows).
+        # A term holds no line break or sentence end, so none spans two windows.
         buckets: list[list[tuple[int, str]]] = [[] for _ in spans]
         k = 0
-        for start, entity in self._read(folded, found, seen):
+        for start, entity in hits:
             while k < len(spans) and spans[k][1] <= start:
                 k += 1
             if k < len(spans) and start >= spans[k][0]:
