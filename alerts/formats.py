@@ -281,16 +281,35 @@ class WeComFormat(_CodeChecked):
     max_bytes = 4096
 
     def request(self, item, msg_id, event_time):
-        title = item.get("title") or "(untitled)"
-        link = f"[{title}]({item['url']})" if item.get("url") else title
-        lead = _lead(item)
-        while True:
-            content = f"**{link}**\n> <font color=\"comment\">{_meta(item)}</font>\n{lead}"
-            if len(content.encode()) <= self.max_bytes or not lead:
+        # Fit 4096 bytes by cutting the lead, then the metadata, then the title, each once: a bounded
+        # number of steps whatever the item holds (halving the lead alone never ended on a long title).
+        parts = {"title": item.get("title") or "(untitled)", "meta": _meta(item), "lead": _lead(item)}
+        content = self._content(item, parts)
+        for name in ("lead", "meta", "title"):
+            over = len(content.encode()) - self.max_bytes
+            if over <= 0:
                 break
-            lead = lead[: len(lead) // 2] + "…"
+            parts[name] = _cut(parts[name], len(parts[name].encode()) - over)
+            content = self._content(item, parts)
+        content = _cut(content, self.max_bytes)  # only a URL longer than the limit gets here
         return Request(self.endpoint.url, self.headers(),
                        _json({"msgtype": "markdown", "markdown": {"content": content}}))
+
+    @staticmethod
+    def _content(item, parts) -> str:
+        link = f"[{parts['title']}]({item['url']})" if item.get("url") else parts["title"]
+        return f"**{link}**\n> <font color=\"comment\">{parts['meta']}</font>\n{parts['lead']}"
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """`text` within `max_bytes` of UTF-8, ending in "…" when it was cut (never mid-character)."""
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    ellipsis = "…".encode()
+    if max_bytes < len(ellipsis):
+        return ""
+    return data[: max_bytes - len(ellipsis)].decode("utf-8", "ignore") + "…"
 
 
 FORMATS: dict[str, type[Format]] = {

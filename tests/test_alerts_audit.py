@@ -194,3 +194,24 @@ def test_audit_02_every_answer_ends_acked_dead_or_parked_within_max_attempts(red
     # malformed answers (Transfer-Encoding beside a Content-Length, a 204 with a body) are answers too
     outcome = run_against(redis_url, Answer(status, body=body, headers=headers), fmt=fmt)
     assert_settled_correctly(outcome, status)
+
+
+def test_audit_16_wecom_message_with_long_title_and_metadata_is_bounded(redis_client, keys, make_settings):
+    # Title and metadata alone over WeCom's 4096 bytes: the old cut halved only the lead and never ended.
+    items = [item(1, title="美俄會談" * 1000, category="國際" * 800, source="daydaynews"),
+             item(2, title="題" * 30_000, summary="長" * 5000),
+             item(3, title="x" * 10, url="https://daydaynews.cc/" + "u" * 5000)]
+    with Receiver(default=Answer(200, b'{"errcode": 0, "errmsg": "ok"}')) as receiver:
+        endpoint = Endpoint(name="default", url=receiver.url, format="wecom", allow_private=True,
+                            rate_per_minute=1_000_000)
+        settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, **FAST)
+        publish(redis_client, keys, items)
+        with running_worker(redis_client, settings, endpoints=[endpoint]):
+            assert receiver.wait_count(3)
+            assert wait_for(lambda: redis_client.xpending(keys.items, keys.group("default"))["pending"] == 0)
+    contents = [r.json["markdown"]["content"] for r in receiver.requests]
+    assert len(contents) == 3
+    assert all(len(c.encode()) <= 4096 for c in contents)
+    assert any(c.startswith("**[美俄會談美俄會談") and "…" in c for c in contents)
+    assert any(c.startswith("**[題題") for c in contents)
+    assert redis_client.xlen(keys.dead) == 0
