@@ -24,6 +24,8 @@ import multiprocessing
 import os
 import pickle
 import signal
+import struct
+import time
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,7 +35,7 @@ from crawler.dedupe import Evidence, evidence
 from crawler.extract import ExtractedArticle, extract_article
 from crawler.sites import load_profile
 from crawler.topic import TopicMatch, load_topic
-from newswatch.errors import AnalysisProcessDied
+from newswatch.errors import AnalysisProcessDied, AnalysisTimedOut
 from newswatch.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -72,17 +74,22 @@ def _warm(topics: str | None) -> None:
     evidence("美俄會談 warm-up 預熱")
 
 
-def _serve(conn, topics: str | None, parent: int) -> None:
-    """An analysis process: read (seq, body, url), answer (seq, ok, Analysis or exception), until EOF."""
+READY = -1  # the sequence number of a worker's first message: warmed up, pages from now on are timed
+
+
+def _serve(pages, replies, topics: str | None, parent: int) -> None:
+    """An analysis process: read (seq, body, url) from `pages`, answer (seq, ok, Analysis or exception)
+    on `replies`, until EOF."""
     # A crawl killed outright (by the daemon's run timeout, or the kernel when the daemon dies: see
     # scheduler/child.py) runs no clean-up; its worker would wait on the pipe for ever.
     if not die_with_parent(parent, signal.SIGKILL):
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the crawler's to handle; we stop at EOF
     _warm(topics)
+    replies.send_bytes(pickle.dumps((READY, True, None)))
     while True:
         try:
-            seq, body, url = pickle.loads(conn.recv_bytes())
+            seq, body, url = pickle.loads(pages.recv_bytes())
         except EOFError:
             return
         try:
@@ -93,20 +100,49 @@ def _serve(conn, topics: str | None, parent: int) -> None:
             data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an exception that does not pickle
             data = pickle.dumps((seq, False, RuntimeError(f"{type(reply[2]).__name__}: {reply[2]} ({exc})")))
-        conn.send_bytes(data)
+        replies.send_bytes(data)
 
 
 class _Worker:
+    """One analysis process and its two pipes. Pages go out on one, answers come back on the other, and
+    the crawler writes pages without blocking: with one pipe written by both sides, a page and an answer
+    each larger than the socket buffer (megabyte pages) left each side blocked in its write, for ever."""
+
     def __init__(self, topics: str | None):
         # spawn, not fork: the crawling process runs threads (Twisted, redis-py) that fork would copy
         ctx = multiprocessing.get_context("spawn")
-        self.conn, child_end = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_serve, args=(child_end, topics, os.getpid()), daemon=True,
+        page_end, self.pages = ctx.Pipe(duplex=False)
+        self.replies, reply_end = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=_serve, args=(page_end, reply_end, topics, os.getpid()), daemon=True,
                                    name="newswatch-analysis")
         self.process.start()
-        child_end.close()
-        self.in_flight: dict[int, asyncio.Future] = {}
+        page_end.close()
+        reply_end.close()
+        os.set_blocking(self.pages.fileno(), False)
+        self.outbox = bytearray()  # framed pages not yet taken by the pipe
+        # seq -> (future, body, url), in the order sent: the worker answers in that order, so the first
+        # entry is the page it is working on.
+        self.in_flight: dict[int, tuple[asyncio.Future, bytes, str]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.ready = False
+        self.clock: asyncio.TimerHandle | None = None  # the time limit of the page being worked on
+
+    def write(self) -> bool:
+        """Write what the pipe takes now; True when the outbox is empty."""
+        while self.outbox:
+            try:
+                written = os.write(self.pages.fileno(), self.outbox)
+            except BlockingIOError:
+                return False
+            del self.outbox[:written]
+        return True
+
+
+def _framed(data: bytes) -> bytes:
+    """`data` as multiprocessing's Connection.recv_bytes expects it: a length header, then the bytes."""
+    if len(data) > 0x7FFFFFFF:
+        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
+    return struct.pack("!i", len(data)) + data
 
 
 class Analyser:
@@ -118,18 +154,26 @@ class Analyser:
     for, so an idle revisit does not wait for a start-up it did not need. Each worker holds at most
     IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest wait here, in arrival
     order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
-    replaced for the pages after them, up to MAX_RESTARTS times in a pass."""
+    replaced for the pages after them, up to MAX_RESTARTS times in a pass.
+
+    Each page has `timeout` seconds of its worker's time, counted from when the worker turns to it (not
+    from when it was queued). A page past its limit fails with AnalysisTimedOut; its worker is killed
+    (a CPU-bound call cannot be interrupted any other way) and replaced, and the pages it held behind that
+    page go back to the front of the queue: they are retried, not failed. Inline (0 processes) there is
+    no limit: the linear-time extraction is the defence there."""
 
     IN_FLIGHT = 4
     MAX_RESTARTS = 3
 
-    def __init__(self, processes: int, topics: Path | None):
+    def __init__(self, processes: int, topics: Path | None, timeout: float = 30.0):
         self.processes = processes
         self.topics = str(topics) if topics else None
+        self.timeout = timeout
         self._workers: list[_Worker] = []
         self._waiting: deque[tuple[int, bytes, str, asyncio.Future]] = deque()
         self._seq = itertools.count()
         self.restarts = 0
+        self.timeouts = 0
         self._started = False
 
     def start(self) -> None:
@@ -159,28 +203,78 @@ class Analyser:
             if len(worker.in_flight) >= self.IN_FLIGHT:
                 return
             seq, body, url, future = self._waiting.popleft()
+            if future.done():  # cancelled while it waited
+                continue
             if worker.loop is None:
                 worker.loop = loop
-                loop.add_reader(worker.conn.fileno(), self._readable, worker)
-            worker.in_flight[seq] = future
-            try:
-                worker.conn.send_bytes(pickle.dumps((seq, body, url), pickle.HIGHEST_PROTOCOL))
-            except OSError:  # the pipe broke: the worker is gone
-                self._died(worker)
+                loop.add_reader(worker.replies.fileno(), self._readable, worker)
+            worker.in_flight[seq] = (future, body, url)
+            if len(worker.in_flight) == 1:
+                self._start_clock(worker)
+            pending = bool(worker.outbox)
+            worker.outbox += _framed(pickle.dumps((seq, body, url), pickle.HIGHEST_PROTOCOL))
+            if not pending:
+                self._writable(worker)
+            if worker not in self._workers:
                 return
+
+    def _writable(self, worker: _Worker) -> None:
+        try:
+            done = worker.write()
+        except OSError:  # the pipe broke: the worker is gone
+            self._died(worker)
+            return
+        if done:
+            worker.loop.remove_writer(worker.pages.fileno())
+        else:
+            worker.loop.add_writer(worker.pages.fileno(), self._writable, worker)
+
+    def _start_clock(self, worker: _Worker) -> None:
+        """Time the page the worker is now working on (the first it holds), once it is warmed up."""
+        if worker.clock is not None:
+            worker.clock.cancel()
+            worker.clock = None
+        if worker.ready and worker.in_flight and worker.loop is not None:
+            seq = next(iter(worker.in_flight))
+            worker.clock = worker.loop.call_later(self.timeout, self._expired, worker, seq, time.monotonic())
 
     def _readable(self, worker: _Worker) -> None:
         # One answer per call: the loop's selector is level-triggered and calls again while more are
         # waiting (Connection.poll would build a selector of its own on every call).
         try:
-            seq, ok, value = pickle.loads(worker.conn.recv_bytes())
+            seq, ok, value = pickle.loads(worker.replies.recv_bytes())
         except (EOFError, OSError):
             self._died(worker)
             return
-        future = worker.in_flight.pop(seq)
-        if not future.done():
-            future.set_result(value) if ok else future.set_exception(value)
+        if seq == READY:
+            worker.ready = True
+        else:
+            future = worker.in_flight.pop(seq)[0]
+            if not future.done():
+                future.set_result(value) if ok else future.set_exception(value)
+        self._start_clock(worker)
         self._dispatch(worker.loop)
+
+    def _expired(self, worker: _Worker, seq: int, since: float) -> None:
+        if worker not in self._workers or next(iter(worker.in_flight), None) != seq:
+            return  # answered meanwhile
+        future, _, url = worker.in_flight.pop(seq)
+        loop = worker.loop
+        self.timeouts += 1
+        log.warning("analysis of %s took longer than %gs (NEWSWATCH_ANALYSIS_TIMEOUT): abandoned, the "
+                    "analysis process replaced, the %d page(s) it held behind it retried", url,
+                    time.monotonic() - since, len(worker.in_flight))
+        # The pages it held behind this one go back first in line, in their order.
+        for other, (waiting, body, page_url) in reversed(list(worker.in_flight.items())):
+            self._waiting.appendleft((other, body, page_url, waiting))
+        worker.in_flight.clear()
+        self._close(worker)
+        self._workers.remove(worker)
+        self._workers.append(_Worker(self.topics))
+        if not future.done():
+            future.set_exception(AnalysisTimedOut(f"analysis took longer than {self.timeout:g}s"))
+        if loop is not None:
+            loop.call_soon(self._dispatch, loop)
 
     def _died(self, worker: _Worker) -> None:
         loop = worker.loop
@@ -188,7 +282,7 @@ class Analyser:
         self._workers.remove(worker)
         code = worker.process.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-        for future in worker.in_flight.values():
+        for future, _, _ in worker.in_flight.values():
             if not future.done():
                 future.set_exception(AnalysisProcessDied(f"the analysis process died ({how})"))
         worker.in_flight.clear()
@@ -204,10 +298,15 @@ class Analyser:
 
     @staticmethod
     def _close(worker: _Worker) -> None:
+        if worker.clock is not None:
+            worker.clock.cancel()
+            worker.clock = None
         if worker.loop is not None:
-            worker.loop.remove_reader(worker.conn.fileno())
+            worker.loop.remove_reader(worker.replies.fileno())
+            worker.loop.remove_writer(worker.pages.fileno())
             worker.loop = None
-        worker.conn.close()
+        worker.replies.close()
+        worker.pages.close()
         if worker.process.is_alive():
             # It keeps nothing: an answer not yet read is for a page the pass no longer waits for. Killed,
             # because after an idle revisit it may still be starting up and would read EOF only then.
@@ -217,7 +316,7 @@ class Analyser:
     def close(self) -> None:
         for worker in self._workers:
             self._close(worker)
-            for future in worker.in_flight.values():
+            for future, _, _ in worker.in_flight.values():
                 future.cancel()
         self._workers = []
         for *_, future in self._waiting:

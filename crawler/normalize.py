@@ -30,9 +30,14 @@ _nfkc_tables = None
 
 # Site furniture (see SOURCE_SITE.md): image caption lines `<title> - 天天要聞(<caption>)`, a site-name
 # suffix on a title, and the `國際分類資訊推薦` block of unrelated recommended items that ends a page.
-_SITE = r"天天要[聞闻]"
-_CAPTION = re.compile(r"^.*\s[-–—]\s*" + _SITE + r"\s*[(（].*[)）]\s*$")
-_SITE_SUFFIX = re.compile(r"\s*[-–—|｜_]\s*" + _SITE + r"\s*$")
+# Page text is hostile and a line may be a megabyte long: every check here runs in time linear in the
+# line. A pattern with a leading `.*` or `\s*` that must then find something later (`^.*X.*Y$`, `\s*X$`)
+# backtracks quadratically when X keeps almost matching (issue 12: a 1.5M-character paragraph of
+# `美俄會談 - 天天要聞(` took minutes), so the caption's middle is found by one `search` (no leading
+# wildcard, so each start position costs a bounded amount) and its ends by plain string methods.
+_SITE_NAMES = ("天天要聞", "天天要闻")
+_CAPTION_MARK = re.compile(r"\s[-–—]\s*天天要[聞闻]\s*[(（]")
+_SUFFIX_SEPARATORS = "-–—|｜_"
 _RECOMMENDED = re.compile(r"^\s*\S{0,8}分[類类][資资][訊讯]推[薦荐]\s*$")
 
 # Clause ends, after NFKC: full stops, commas (，、 and ASCII), colons, semicolons, question and
@@ -126,10 +131,31 @@ def strip_site_furniture(text: str) -> str:
     for line in text.split("\n"):
         if _RECOMMENDED.match(line):
             break  # everything after the header is other articles
-        if _CAPTION.match(line):
+        if is_caption(line):
             continue
-        kept.append(_SITE_SUFFIX.sub("", line))
+        kept.append(drop_site_suffix(line))
     return "\n".join(kept)
+
+
+def is_caption(line: str) -> bool:
+    """`<anything> - 天天要聞(<anything>)`: the site's mark, then a closing bracket ending the line."""
+    end = line.rstrip()
+    if not end.endswith((")", "）")):
+        return False
+    # The earliest mark ends earliest (a mark cannot start inside another), so one search decides.
+    mark = _CAPTION_MARK.search(line)
+    return mark is not None and mark.end() < len(end)
+
+
+def drop_site_suffix(line: str) -> str:
+    """The line without a trailing ` - 天天要聞` (any of the separators), else the line as it was."""
+    head = line.rstrip()
+    if not head.endswith(_SITE_NAMES):
+        return line
+    head = head[: -len(_SITE_NAMES[0])].rstrip()
+    if not head or head[-1] not in _SUFFIX_SEPARATORS:
+        return line
+    return head[:-1].rstrip()
 
 
 # Code points OpenCC's t2s changes on their own: a text with none of them is already Simplified and

@@ -11,11 +11,11 @@ from scrapy.exceptions import NotConfigured
 from twisted.internet import task
 
 # `errors` counts every failed page; `http_errors`, `timeouts`, `connection_errors`, `too_large`,
-# `offsite_blocked` and `analysis_errors` say why (one of them per failed page), so a run's summary names
+# `offsite_blocked`, `analysis_errors` and `analysis_timeouts` say why (one of them per failed page), so a run's summary names
 # the reason.
 COUNTERS = ("list_pages", "not_modified", "fetched", "new", "reprints", "off_topic", "no_body", "no_date",
             "generic_extractor", "errors", "http_errors", "timeouts", "connection_errors", "too_large",
-            "given_up", "offsite_blocked", "analysis_errors", "retry_after", "baseline")
+            "given_up", "offsite_blocked", "analysis_errors", "analysis_timeouts", "retry_after", "baseline")
 
 
 def counts(stats) -> dict[str, int]:

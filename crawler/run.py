@@ -117,7 +117,7 @@ def summary_line(summary: dict) -> str:
              f"no date {c['no_date']}", f"errors {c['errors']}"]
     extra = [f"{name.replace('_', ' ')} {c[name]}" for name in ("http_errors", "timeouts", "connection_errors",
                                                                "too_large", "given_up", "offsite_blocked",
-                                                               "analysis_errors", "retry_after",
+                                                               "analysis_errors", "analysis_timeouts", "retry_after",
                                                                "generic_extractor") if c.get(name)]
     return (f"{summary['outcome']} in {summary['duration']:.1f}s: " + ", ".join(parts + extra))
 

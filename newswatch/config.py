@@ -226,6 +226,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("retry_after_cap", _number(float, minimum=0), defaults.DEFAULT_RETRY_AFTER_CAP, "longest Retry-After (seconds) honoured from the site"),
     Spec("user_agent", _text(), None, "User-Agent header (default names newswatch and its version)"),
     Spec("analysis_processes", _number(int, minimum=0, maximum=64, optional=True), None, "worker processes that extract and fingerprint pages while the crawler downloads (default 1 on a multi-core machine, else 0: in the crawler itself)"),
+    Spec("analysis_timeout", _number(float, minimum=0.1), 30.0, "seconds an analysis process may spend on one page; past it the page counts as a failed fetch (analysis_timeouts)"),
     Spec("seen_days", _number(int, minimum=1), defaults.DEFAULT_SEEN_DAYS, "days an article URL stays recorded as seen"),
     Spec("max_fetch_failures", _number(int, minimum=1), defaults.DEFAULT_MAX_FETCH_FAILURES, "passes that retry an article page that keeps failing"),
     Spec("topics", _path(), None, "topic file (TOML); default: the built-in US–Russia talks topic"),
@@ -294,6 +295,7 @@ class Settings:
     retry_after_cap: float = defaults.DEFAULT_RETRY_AFTER_CAP
     user_agent: str | None = None
     analysis_processes: int | None = None
+    analysis_timeout: float = 30.0
     seen_days: int = defaults.DEFAULT_SEEN_DAYS
     max_fetch_failures: int = defaults.DEFAULT_MAX_FETCH_FAILURES
     topics: Path | None = None

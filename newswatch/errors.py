@@ -30,6 +30,11 @@ class AnalysisProcessDied(NewswatchError):
     stays unseen and is tried again on the next pass."""
 
 
+class AnalysisTimedOut(NewswatchError):
+    """One page kept the analysis process busy past NEWSWATCH_ANALYSIS_TIMEOUT (a hostile or pathological
+    page): the page counts as a failed fetch, the process is replaced, the pages behind it are retried."""
+
+
 class CrawlFailed(NewswatchError):
     """A revisit pass could not crawl the site at all (no list page answered)."""
 

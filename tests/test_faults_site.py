@@ -10,6 +10,7 @@ matrix runs in about a minute.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 import subprocess
@@ -482,3 +483,71 @@ def test_enormous_list_page_is_read_to_a_bound(test_env, redis_client, keys):
     assert counts["list_links"] == MAX_LIST_URLS  # bounded: the rest of the 30,000 entries were not read
     assert replica.article_requests() == len(real)  # only the unseen articles were fetched
     assert queued_ids(redis_client, keys) == GOOD
+
+
+# --- issue 12 point 1: a crafted page stalls no pass ----------------------------------------------------
+
+# Older than every other article: while unanswered they hold each of them back.
+CRAFTED, CRAFTED_2 = SEED_ID - 2, SEED_ID - 1
+
+
+def crafted_site(pages: tuple[int, ...] = (CRAFTED,)) -> Replica:
+    """`small_site` plus on-topic articles with one paragraph of ≈1.5M characters of `美俄會談 - 天天要聞(`
+    each (2.8 MB, within the download cap): the old caption pattern was quadratic in it."""
+    replica = small_site(victims=0)
+    for n, article_id in enumerate(pages):
+        page = topic_article(on_topic_texts()[2 + n], article_id, published="2025年02月09日08:00:00")
+        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 100_000]
+        replica.add(page)
+    return replica
+
+
+def test_issue12_point1_crafted_page_is_analysed_in_linear_time(test_env, redis_client, keys):
+    """With the default time limit the crafted page is simply analysed (on today's main this pass ran for
+    many minutes) and every article is published, oldest first."""
+    replica = crafted_site()
+    with replica:
+        code, summary, err = crawl(test_env, replica, NEWSWATCH_ANALYSIS_PROCESSES=1)
+    assert code == 0, err
+    assert summary["counts"]["analysis_timeouts"] == 0 and summary["counts"]["errors"] == 0
+    assert queued_ids(redis_client, keys) == GOOD | {CRAFTED}
+    assert [i["id"] for i in stream_items(redis_client, keys)][0] == f"daydaynews-{CRAFTED}"
+
+
+def test_issue12_point1_analysis_timeout_fails_the_page_only_and_ends_after_max_failures(
+        test_env, redis_client, keys):
+    """A page whose analysis passes NEWSWATCH_ANALYSIS_TIMEOUT (here 1 s: a crafted page needs several
+    even in linear time, a normal one a few hundredths) is a failed fetch of that page alone: the pages
+    the analysis process held behind it go to its replacement, every other article is published in the
+    same pass, and after NEWSWATCH_MAX_FETCH_FAILURES passes the page is no longer fetched.
+
+    Two crafted pages, fetched together: the second reaches the analysis process while it works on the
+    first, so it is held behind it; it is then analysed (and timed out) on its own account, once."""
+    crafted = (CRAFTED, CRAFTED_2)
+    replica = crafted_site(crafted)
+    env = dict(test_env, NEWSWATCH_MAX_FETCH_FAILURES="2", NEWSWATCH_ANALYSIS_TIMEOUT="1",
+               NEWSWATCH_ANALYSIS_PROCESSES="1")
+    with replica:
+        for failed_passes in (1, 2):
+            replica.reset_counts()
+            code, summary, err = crawl(env, replica)
+            assert code == 0, err
+            counts = summary["counts"]
+            assert counts["analysis_timeouts"] == 2 and counts["errors"] == 2, counts
+            held = [int(n) for n in re.findall(r"the (\d+) page\(s\) it held behind it retried", err)]
+            assert len(held) == 2 and sum(held) >= 1, err
+            for article_id in crafted:
+                assert replica.requests[path_of(article_id)] == 1
+                assert failures(redis_client, keys, replica, article_id) == failed_passes
+                assert not seen(redis_client, keys, replica, article_id)
+                assert f"analysis of {replica.url}{path_of(article_id)} took longer" in err
+            assert queued_ids(redis_client, keys) == GOOD
+
+        replica.reset_counts()
+        replica.conditional = False  # the list page is read again: the given-up links are counted, not fetched
+        code, summary, err = crawl(env, replica)
+        assert code == 0, err
+        assert all(replica.requests[path_of(a)] == 0 for a in crafted)
+        assert summary["counts"]["given_up"] == 2 and summary["counts"]["errors"] == 0
+    items = stream_items(redis_client, keys)
+    assert len(items) == len({i["id"] for i in items}) and queued_ids(redis_client, keys) == GOOD

@@ -1,12 +1,22 @@
-"""Site profiles: the URL patterns and selectors of a site, as data (`<name>.toml` beside this file)."""
+"""Site profiles: the URL patterns and selectors of a site, as data (`<name>.toml` beside this file).
+
+The profile's regular expressions run on page text and on URLs taken from pages, which are hostile input.
+They are compiled with RE2 (google-re2), whose matching time is linear in the input whatever the pattern:
+a profile edited after a redesign cannot bring back catastrophic backtracking (issue 12). RE2 has no
+backreferences or lookaround; a pattern using them is refused when the profile loads. RE2's whitespace and
+digit classes are ASCII (the site writes its dates and separators in ASCII).
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import re2
+
+from newswatch.errors import ConfigError
 
 try:
     import tomllib
@@ -37,16 +47,16 @@ class SiteProfile:
         self.site_name: str = data["site_name"]
         urls = data["urls"]
         self.list_page_template: str = urls["list_page"]
-        self.article_re = re.compile(urls["article"])
+        self.article_re = _compile(data, "urls", "article")
         self.canonical_template: str = urls["canonical"]
         self.excluded_prefixes: tuple[str, ...] = tuple(urls["excluded_prefixes"])
         self.item_id_template: str = urls["item_id"]
         self.list = data["list"]
         self.article = data["article"]
         self.categories: dict[str, str] = dict(data["categories"])
-        self.date_re = re.compile(self.article["date_pattern"])
-        self.caption_re = re.compile(self.article["caption_pattern"])
-        self.title_suffix_re = re.compile(self.article["title_suffix"])
+        self.date_re = _compile(data, "article", "date_pattern")
+        self.caption_re = _compile(data, "article", "caption_pattern")
+        self.title_suffix_re = _compile(data, "article", "title_suffix")
         self._refs: dict[str, ArticleRef | None] = {}
 
     def list_url(self, site_url: str, category: str, page: int) -> str:
@@ -84,6 +94,15 @@ class SiteProfile:
 
     def category_name(self, slug: str) -> str | None:
         return self.categories.get(slug)
+
+
+def _compile(data: dict, table: str, key: str):
+    try:
+        return re2.compile(data[table][key])
+    except re2.error as exc:
+        raise ConfigError(f"site profile {data.get('name')}: {table}.{key}",
+                          f"expected a regular expression RE2 accepts (no backreferences or lookaround): {exc}"
+                          ) from None
 
 
 @cache

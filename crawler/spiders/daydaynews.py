@@ -33,7 +33,7 @@ from crawler.ordering import OldestFirst
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
 from newswatch.connection import connect
-from newswatch.errors import AnalysisProcessDied
+from newswatch.errors import AnalysisProcessDied, AnalysisTimedOut
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DaydaynewsSpider(scrapy.Spider):
         # Canonical URLs this pass already requested or found seen: a recommended link among them needs no
         # Redis lookup (every article page has a few, nearly always the newest, already on list page 1).
         self.known: set[str] = set()
-        self.analyser = Analyser(settings.effective_analysis_processes, settings.topics)
+        self.analyser = Analyser(settings.effective_analysis_processes, settings.topics, settings.analysis_timeout)
         self.analyser.start()
 
     @classmethod
@@ -180,6 +180,12 @@ class DaydaynewsSpider(scrapy.Spider):
         ref = self.profile.article_ref(canonical)
         try:
             analysis = await self.analyser(response.body, response.url)
+        except AnalysisTimedOut as exc:  # the page's own fault: a failed fetch of it, like a timeout
+            self._count("errors")
+            self._count("analysis_timeouts")
+            for item in self._retry_later(canonical, str(exc)):
+                yield item
+            return
         except Exception as exc:  # a bug, a broken install or a dead analysis process; not the page's fault
             self._count("errors")
             self._count("analysis_errors")
