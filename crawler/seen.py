@@ -99,20 +99,25 @@ class SeenRecord:
         return int(self.client.hlen(self.keys.seen))
 
     def sweep(self, now: float | None = None, batch: int = 1000) -> int:
-        """Forget URLs seen longer ago than the retention; returns how many were removed."""
+        """Forget URLs (and queued item ids) seen longer ago than the retention; returns how many URLs."""
+        removed = self._sweep(self.keys.seen, now, batch)
+        self._sweep(self.keys.seen_items, now, batch)
+        return removed
+
+    def _sweep(self, key: str, now: float | None, batch: int) -> int:
         now = time.time() if now is None else now
         removed = 0
         for_deletion = []
-        for url, at in self.client.hscan_iter(self.keys.seen, count=batch):
+        for field, at in self.client.hscan_iter(key, count=batch):
             try:
                 expired = now - float(at) >= self.ttl
             except ValueError:
                 expired = True
             if expired:
-                for_deletion.append(url)
+                for_deletion.append(field)
             if len(for_deletion) >= batch:
-                removed += self.client.hdel(self.keys.seen, *for_deletion)
+                removed += self.client.hdel(key, *for_deletion)
                 for_deletion = []
         if for_deletion:
-            removed += self.client.hdel(self.keys.seen, *for_deletion)
+            removed += self.client.hdel(key, *for_deletion)
         return removed

@@ -25,12 +25,22 @@ def entry_fields(item: dict) -> dict[str, str]:
 
 
 # Queue the item and mark its page seen as one atomic step, and only if no other process (a racing
-# crawler, or this one before a crash) already did: the stream gets exactly one entry per article.
+# crawler, or this one before a crash) already did: the stream gets exactly one entry per article. Decided
+# by the item id: the canonical URL keeps the category slug, and one article reached under two slugs
+# (/international/N.html, /world/N.html) is one article; that other URL is then recorded as seen too.
+# The URL check stays for items queued before the id record existed.
+# KEYS: seen, fetch-failures, items, seen-items. ARGV: url, now, data, item id, queue ('1'/'0').
 _PUBLISH_ONCE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 0
+end
 if ARGV[5] == '1' then
   redis.call('XADD', KEYS[3], '*', 'data', ARGV[3], 'id', ARGV[4], 'url', ARGV[1])
 end
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
@@ -49,7 +59,7 @@ class Publisher:
         """True when this call queued (or, for a baseline, recorded) the item; False if it already was."""
         fields = entry_fields(item)
         done = self.script(
-            keys=[self.keys.seen, self.keys.failures, self.keys.items],
+            keys=[self.keys.seen, self.keys.failures, self.keys.items, self.keys.seen_items],
             args=[item["url"], f"{time.time() if now is None else now:.0f}", fields["data"], item["id"],
                   "1" if queue else "0"])
         return bool(done)

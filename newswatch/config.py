@@ -410,6 +410,11 @@ class Settings:
             raise ConfigError("NEWSWATCH_CRON", "give either NEWSWATCH_INTERVAL or NEWSWATCH_CRON, not both")
         settings = cls(**values, webhooks=webhooks,
                        config_file=Path(config_path) if config_path else None, sources=sources)
+        if settings.seen_days < settings.dedupe_retention_days:
+            # A page forgotten while its fingerprint is kept is fetched again, and the dedupe step takes
+            # its own fingerprint for the entry of an interrupted earlier pass: it would be alerted again.
+            raise ConfigError("NEWSWATCH_SEEN_DAYS", f"expected at least NEWSWATCH_DEDUPE_RETENTION_DAYS "
+                              f"({settings.dedupe_retention_days}), got {settings.seen_days}")
         names = [e.name for e in settings.endpoints]
         if len(names) != len(set(names)):
             raise ConfigError("webhooks", f"endpoint names must be unique, got {names}")

@@ -105,6 +105,13 @@ class Keys:
         return self._k("seen")
 
     @property
+    def seen_items(self) -> str:
+        """Hash item id -> time its item was queued (or recorded by a baseline), epoch seconds: publish-once
+        is decided by the article, not its URL (one article is reachable under several category slugs);
+        expiry by age as for `seen`."""
+        return self._k("seen-items")
+
+    @property
     def failures(self) -> str:
         """Hash canonical URL -> failed fetch count, so a broken page is retried a bounded number of times."""
         return self._k("fetch-failures")

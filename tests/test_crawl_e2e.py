@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.loopback import respond
 from tests.replica import (
     on_topic_texts,
     seed_recommended_titles,
@@ -210,3 +211,40 @@ def test_article_is_recorded_in_the_run_history(site, test_env, redis_client, ke
     runs = [json.loads(r) for r in redis_client.lrange(keys.runs, 0, -1)]
     assert len(runs) == 1 and runs[0]["outcome"] == "ok" and runs[0]["counts"]["new"] >= 1
     assert runs[0]["trigger"] == "manual"
+
+
+def test_issue12_point4_one_article_under_two_category_slugs_is_queued_once(test_env, redis_client, keys):
+    """The site serves an article under more than one category slug (/international/N.html, /world/N.html):
+    one article id, one stream entry, whether both URLs turn up in one pass or the second in a later one."""
+    replica, _ = standard_site(off_topic=0, reprint=False)
+    fixture = next(f for f in on_topic_texts() if f["key"] == "istanbul")
+    twice = topic_article(fixture, 3931100)
+    replica.add(twice)
+    world_list = replica.render_list("international", 1).replace(
+        '<main class="list">', '<main class="list"><article><h2 class="entry-title"><a href="/world/3931100.html">'
+        'w</a></h2></article>')
+
+    def serve(page: str):
+        def fault(handler):
+            respond(handler, 200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
+            return True
+        return fault
+
+    replica.faults["/world/3931100.html"] = serve(replica.render_article(twice))
+    env = dict(test_env, NEWSWATCH_CATEGORIES="international,world")
+    with replica:
+        replica.faults["/world?page=1"] = serve(world_list)
+        code, summary, err = crawl(env, replica.url)
+        assert code == 0, err
+        assert replica.requests["/world/3931100.html"] == 1 and replica.requests["/international/3931100.html"] == 1
+        ids = [i["id"] for i in stream_items(redis_client, keys)]
+        assert ids.count("daydaynews-3931100") == 1 and len(ids) == len(set(ids))
+
+        # A later pass that meets the article under its other slug only: recorded, not queued again.
+        redis_client.delete(keys.items, keys.conditional)
+        redis_client.hdel(keys.seen, f"{replica.url}/world/3931100.html")
+        code, summary, err = crawl(env, replica.url)
+        assert code == 0, err
+        assert replica.requests["/world/3931100.html"] == 2
+        assert redis_client.xlen(keys.items) == 0
+        assert redis_client.hexists(keys.seen, f"{replica.url}/world/3931100.html")

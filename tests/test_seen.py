@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from crawler.seen import SeenRecord
@@ -44,3 +47,23 @@ def test_retryable_only_under_the_site(redis_client, keys):
 def test_bad_bounds_are_refused(redis_client, keys):
     with pytest.raises(ValueError):
         SeenRecord(redis_client, keys, seen_days=0, max_failures=3)
+
+
+def test_sweep_forgets_old_item_ids_too(redis_client, keys):
+    seen = SeenRecord(redis_client, keys, seen_days=1, max_failures=3)
+    redis_client.hset(keys.seen_items, mapping={"daydaynews-1": 1000, "daydaynews-2": 1000 + 86400})
+    seen.sweep(now=1000 + 86400 + 1)
+    assert redis_client.hkeys(keys.seen_items) == [b"daydaynews-2"]
+
+
+def test_issue12_point4_seen_days_below_dedupe_retention_is_refused(test_env):
+    env = dict(test_env, NEWSWATCH_SEEN_DAYS="7", NEWSWATCH_DEDUPE_RETENTION_DAYS="30")
+    for command in (["config"], ["crawl", "--quiet"]):
+        proc = subprocess.run([sys.executable, "-m", "newswatch.cli", *command], env=env, capture_output=True,
+                              text=True, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert "NEWSWATCH_SEEN_DAYS" in lines[0] and "NEWSWATCH_DEDUPE_RETENTION_DAYS" in lines[0]
+    proc = subprocess.run([sys.executable, "-m", "newswatch.cli", "config"], capture_output=True, text=True,
+                          env=dict(env, NEWSWATCH_SEEN_DAYS="30"), timeout=60)
+    assert proc.returncode == 0, proc.stderr

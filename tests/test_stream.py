@@ -78,3 +78,14 @@ def test_trim_without_groups_goes_by_age(redis_client, keys):
     Publisher(redis_client, keys).publish(_item(200))
     assert trim(redis_client, keys, retention_days=1) == 0
     assert trim(redis_client, keys, retention_days=1, now=10**10) == 1
+
+
+def test_issue12_point4_one_article_under_two_slugs_is_queued_once(redis_client, keys):
+    publisher = Publisher(redis_client, keys)
+    world = dict(_item(4), url="http://127.0.0.1:1/world/4.html")
+    assert publisher.publish(_item(4)) is True
+    assert publisher.publish(world) is False
+    assert redis_client.xlen(keys.items) == 1
+    # The other URL of the article is recorded as seen: it is not fetched again.
+    assert redis_client.hexists(keys.seen, world["url"])
+    assert redis_client.hexists(keys.seen_items, "daydaynews-4")
