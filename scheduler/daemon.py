@@ -4,15 +4,15 @@ Reads the settings: the schedule (`interval`, `jitter`, `cron`, `timezone`), `ru
 `history_size`, `failed_runs_alert`, `metrics_port`, `endpoints` (webhooks), `redis_url`/`data_dir`,
 `sentry_dsn`.
 
-Why a child process per revisit: Scrapy's Twisted reactor cannot be restarted inside one process, and a
-child that leaks memory or hangs is simply gone when it exits or is killed with its process group at
-`run_timeout`. Each child is `newswatch crawl --json --quiet`, gets the daemon's environment (so it reaches
-the same Redis, the embedded one included) and records its own run in the history; the daemon records
-only the runs that ended without a summary (timeout, killed, crashed).
+Each revisit is a `newswatch crawl` child (scheduler/revisit.py); the alert worker is a child too
+(scheduler/alert_child.py); both run in sessions of their own (scheduler/child.py).
 
 Why a leader lock: two `newswatch run` against one Redis must never revisit at the same time. The main
-thread holds and renews the lock; the scheduler exists only while it does, and losing the lock stops it
-(and the running child) at once. The standby sleeps until the lock would expire and then takes it.
+thread holds and renews the lock; the scheduler exists only while it does. Losing the lock (or Redis) stops
+the schedule at once and kills the running revisit's process group with SIGKILL at once, not SIGTERM: on
+SIGTERM Scrapy waits for its downloads in flight, and the next leader may start its own revisit right away.
+Each item is one XADD, so a kill never leaves one half-queued. The standby sleeps until the lock would
+expire and then takes it.
 
 Signals (newswatch/shutdown.py, the same rule as `newswatch alerts`): the first SIGTERM/SIGINT is a warm
 stop: it stops scheduling, lets the running revisit finish for a short grace, then forwards SIGTERM to it
@@ -24,15 +24,10 @@ lock and the embedded Redis are still released and stopped, within a bounded tim
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import subprocess
-import tempfile
-import threading
-import time
-import uuid
 from datetime import datetime, timezone
 
 import redis
@@ -42,12 +37,13 @@ from redis.retry import Retry
 from newswatch.connection import EmbeddedRedis, check, client_from_url, env_for_child
 from newswatch.defaults import MISFIRE_GRACE_TIME
 from newswatch.errors import RedisUnavailable
-from newswatch.history import RunHistory
 from newswatch.masking import mask
 from newswatch.observability import CronMonitor, flush
 from newswatch.shutdown import Shutdown
-from scheduler.child import KILL_GRACE, spawn, stop_group
+from scheduler.alert_child import AlertWorkerChild
+from scheduler.child import KILL_GRACE
 from scheduler.leader import LeaderLock
+from scheduler.revisit import Revisits
 from scheduler.schedule import build_trigger, describe
 
 log = logging.getLogger(__name__)
@@ -55,27 +51,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 5.0          # seconds a running revisit may go on after SIGTERM before it is asked to stop
 WARM_BOUND = 120.0        # a warm stop longer than this (every step's own bound added up, and more) turns cold
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 60.0  # backoff while Redis is unreachable
-WORKER_RESTART_MAX = 60.0  # longest wait before restarting an alert worker that keeps exiting
-OK_OUTCOMES = ("ok",)
-SUMMARY_COUNTS = ("list_pages", "fetched", "new", "reprints", "off_topic", "errors")
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _summary(raw: bytes) -> dict | None:
-    """The crawl's JSON summary: the last stdout line that is a JSON object with an outcome."""
-    for line in reversed(raw.decode("utf-8", "replace").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict) and "outcome" in value:
-                return value
-    return None
 
 
 class Daemon:
@@ -93,17 +68,11 @@ class Daemon:
         self.leading = False
         self.standby_logged = False
         self.scheduler = None
-        self.worker: subprocess.Popen | None = None
-        self.worker_backoff = 1.0
-        self.worker_disabled = False
-        self.worker_next_start = 0.0
-        self.current: subprocess.Popen | None = None  # the running revisit child
-        self.current_stop: str | None = None          # why the daemon stopped it, if it did
-        self.idle = threading.Event()
-        self.idle.set()
         self.monitor = CronMonitor(settings)
         self.metrics = None
         self.child_env = env_for_child(settings)
+        self.revisits = Revisits(settings, self.monitor, lambda: self.client, self.child_env)
+        self.worker = AlertWorkerChild(settings, self.child_env)
 
     # -- the main loop ----------------------------------------------------------------------------------
     def run(self) -> int:
@@ -117,7 +86,7 @@ class Daemon:
     def _run(self) -> int:
         log.info("newswatch run: revisits %s, run timeout %ss, leader TTL %ss%s", describe(self.settings),
                  self.settings.run_timeout, self.settings.leader_ttl,
-                 f", alert worker for {len(self.settings.endpoints)} endpoint(s)" if self.settings.endpoints else "")
+                 self.worker.describe(self.settings))
         try:
             while not self.stopping.is_set():
                 if self.client is None:
@@ -125,7 +94,7 @@ class Daemon:
                     if self.client is None:
                         break
                     self._start_metrics()
-                self._supervise_worker()
+                self.worker.supervise()
                 try:
                     wait = self._tick()
                 except redis.RedisError as exc:
@@ -214,22 +183,19 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_TIME},
             timezone=tz)
-        scheduler.add_job(self.revisit, trigger=build_trigger(self.settings), id="revisit", name="revisit",
+        self.revisits.allow()
+        scheduler.add_job(self.revisits.run, trigger=build_trigger(self.settings), id="revisit", name="revisit",
                           next_run_time=datetime.now(tz))  # the first revisit right away
         scheduler.start()
         self.scheduler = scheduler
 
     def _step_down(self, why: str) -> None:
-        """Stop scheduling at once; a revisit still running is stopped too, since another may now lead."""
-        was_leading, self.leading = self.leading, False
+        """Stop scheduling at once, and kill a revisit still running: another daemon may lead now."""
+        self.leading = False
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        proc = self.current
-        if was_leading and proc is not None and proc.poll() is None:
-            log.warning("stopping the running revisit (pid %d): %s", proc.pid, why)
-            self.current_stop = why
-            stop_group(proc)
+        self.revisits.stop_running(why, first=signal.SIGKILL)
 
     def _next_run_time(self):
         scheduler = self.scheduler
@@ -243,120 +209,6 @@ class Daemon:
             self.client.set(self.keys.next_run, when.astimezone(timezone.utc).isoformat(timespec="seconds"),
                             ex=self.settings.leader_ttl)
 
-    # -- one revisit (runs in the scheduler's single worker thread) ------------------------------------
-    def revisit(self) -> None:
-        if not self.leading or self.stopping.is_set():
-            return
-        self.idle.clear()
-        try:
-            self._revisit()
-        except Exception:  # noqa: BLE001 - a daemon bug must be reported, not end the schedule silently
-            log.exception("revisit failed inside the daemon")
-        finally:
-            self.idle.set()
-
-    def _revisit(self) -> None:
-        check_in = self.monitor.started()
-        started, started_iso = time.monotonic(), _now_iso()
-        outcome, summary, error = self._run_child()
-        duration = round(time.monotonic() - started, 3)
-        self.monitor.finished(check_in, ok=outcome in OK_OUTCOMES, duration=duration)
-        if summary is None:  # the child recorded nothing: record the run here so status shows it
-            record = {"id": uuid.uuid4().hex[:12], "trigger": "schedule", "started_at": started_iso,
-                      "ended_at": _now_iso(), "duration": duration, "outcome": outcome, "counts": {},
-                      "error": error}
-            self._redis(lambda c: RunHistory(c, self.keys, self.settings.history_size).record(record))
-        self._judge(outcome, summary, error)
-        try:
-            self._publish_next_run()
-        except redis.RedisError:
-            pass  # the main loop notices and reconnects
-
-    def _run_child(self) -> tuple[str, dict | None, str | None]:
-        env = dict(self.child_env)
-        with tempfile.TemporaryFile() as out:
-            self.current_stop = None
-            if self.stopping.is_set() or not self.leading:  # stopped between the job's start and here
-                return "killed", None, "stopped before the revisit started"
-            proc = spawn(["crawl", "--json", "--quiet", "--trigger", "schedule"], env, stdout=out, death_signal=signal.SIGKILL)
-            self.current = proc
-            log.info("revisit started (pid %d)", proc.pid)
-            try:
-                returncode = proc.wait(timeout=self.settings.run_timeout)
-            except subprocess.TimeoutExpired:
-                log.error("revisit overran its time limit of %ss; killing its process group",
-                          self.settings.run_timeout)
-                self.current_stop = "timeout"
-                returncode = stop_group(proc, grace=STOP_GRACE)
-            finally:
-                self.current = None
-            out.seek(0)
-            summary = _summary(out.read())
-        if self.current_stop == "timeout":
-            return "timeout", None, f"killed after run_timeout={self.settings.run_timeout}s"
-        if summary is not None:
-            return summary["outcome"], summary, None
-        if self.current_stop or (returncode is not None and returncode < 0):
-            return "killed", None, f"stopped: {self.current_stop or f'signal {-returncode}'}"
-        what = "bad configuration" if returncode == 2 else "failed"
-        return "failed", None, f"{what}: exit status {returncode} without a summary (see the log)"
-
-    def _judge(self, outcome: str, summary: dict | None, error: str | None) -> None:
-        """Make silent failures loud: an empty pass, and several failed passes in a row."""
-        counts = (summary or {}).get("counts") or {}
-        if outcome == "ok":
-            previous = self._redis(lambda c: c.getset(self.keys.failed_streak, 0))
-            if previous and int(previous) > 0:
-                log.info("revisit ok again after %s failed run(s)", int(previous))
-            else:
-                log.info("revisit ok: %s", ", ".join(f"{k} {counts[k]}" for k in SUMMARY_COUNTS if k in counts))
-            return
-        if outcome == "empty":
-            log.error("silent failure: the revisit fetched %s list page(s) but extracted no article; the site's "
-                      "markup may have changed (%s)", counts.get("list_pages", "?"),
-                      "; ".join((summary or {}).get("alerts") or []) or "no detail")
-        else:
-            log.warning("revisit %s: %s", outcome, error or "; ".join((summary or {}).get("alerts") or []))
-        streak = self._redis(lambda c: c.incr(self.keys.failed_streak))
-        threshold = self.settings.failed_runs_alert
-        if streak and streak % threshold == 0:
-            # repeated every `threshold` failures, so a long outage keeps reminding without flooding
-            log.error("%d revisits in a row did not succeed (last outcome: %s); see `newswatch status`",
-                      streak, outcome)
-
-    def _redis(self, call):
-        client = self.client
-        if client is None:
-            return None
-        try:
-            return call(client)
-        except redis.RedisError as exc:
-            log.warning("could not update Redis after a revisit: %s", exc)
-            return None
-
-    # -- the alert worker ----------------------------------------------------------------------------------
-    def _supervise_worker(self) -> None:
-        if not self.settings.endpoints or self.worker_disabled:
-            return
-        if self.worker is not None:
-            returncode = self.worker.poll()
-            if returncode is None:
-                return
-            if returncode == 2:  # its configuration is wrong; restarting cannot help until a restart of `run`
-                log.error("the alert worker rejected its configuration (exit status 2); not restarting it")
-                self.worker_disabled = True
-                self.worker = None
-                return
-            log.error("the alert worker exited with status %s; restarting it in %.0fs",
-                      returncode, self.worker_backoff)
-            self.worker = None
-            self.worker_next_start = time.monotonic() + self.worker_backoff
-            self.worker_backoff = min(self.worker_backoff * 2, WORKER_RESTART_MAX)
-            return
-        if time.monotonic() >= self.worker_next_start:
-            self.worker = spawn(["alerts"], self.child_env)
-            log.info("alert worker started (pid %d)", self.worker.pid)
-
     # -- metrics -------------------------------------------------------------------------------------------
     def _start_metrics(self) -> None:
         if self.settings.metrics_port is None or self.metrics is not None:
@@ -369,12 +221,14 @@ class Daemon:
     def _kill_children(self) -> None:
         """Cold stop: kill the revisit's and the alert worker's process groups, and reap them so their
         connections to the embedded Redis are closed before it is asked to stop."""
-        procs = [proc for proc in (self.current, self.worker) if proc is not None]
-        for proc in procs:
+        running = self.revisits.forbid()
+        if running is not None:
+            self.revisits.current_stop = "forced stop"
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(running.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        procs = [proc for proc in (running, self.worker.kill()) if proc is not None]
         for proc in procs:
             try:
                 proc.wait(timeout=KILL_GRACE)
@@ -402,17 +256,11 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)  # no new revisit from here on
             self.scheduler = None
-        if not self.idle.wait(STOP_GRACE):
-            proc = self.current
-            if proc is not None:
-                log.info("asking the running revisit (pid %d) to stop", proc.pid)
-                self.current_stop = "the daemon is stopping"
-                stop_group(proc)
-        self.idle.wait(KILL_GRACE + STOP_GRACE)  # its record, check-in and streak update
-        if self.worker is not None:
-            log.info("stopping the alert worker (pid %d)", self.worker.pid)
-            stop_group(self.worker)
-            self.worker = None
+        self.revisits.forbid()
+        if not self.revisits.idle.wait(STOP_GRACE):
+            self.revisits.stop_running("the daemon is stopping")
+        self.revisits.idle.wait(KILL_GRACE + STOP_GRACE)  # its record, check-in and streak update
+        self.worker.stop()
         if self.metrics is not None:
             self.metrics.shutdown()
         if self.client is not None and was_leading and self.lock is not None:

@@ -1,10 +1,10 @@
 """The scheduler's leader lock: one key in Redis, held by one `newswatch run` at a time.
 
-The holder sets the key with `SET NX PX ttl` to a value unique to it (`host:pid:uuid`) and renews it every
-ttl/3. Renewal and release compare the value first (in Lua, so the check and the write are one atomic
-step): a leader that stalled past its TTL and lost the key can never extend or delete its successor's
-lock. A standby polls `acquire()`; when the leader dies without releasing (SIGKILL, power loss) the key
-expires and the standby takes over within one TTL plus one poll.
+redis-py's `Lock` does the work: `SET NX PX ttl` with a token unique to the holder (`host:pid:uuid`,
+readable in `newswatch status`), and renewal (`reacquire`) and release that compare the token first in one
+Lua step, so a leader that stalled past its TTL and lost the key can never extend or delete its
+successor's lock. The holder renews every ttl/3. A standby polls `acquire()`; when the leader dies without
+releasing (SIGKILL, power loss) the key expires and the standby takes over within one TTL plus one poll.
 
 Reads the setting `leader_ttl` (seconds), handed in as `ttl`.
 """
@@ -17,24 +17,10 @@ import socket
 import uuid
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 log = logging.getLogger(__name__)
-
-# KEYS[1] = lock key, ARGV[1] = holder id, ARGV[2] = ttl in ms. 1 if still ours and extended, else 0.
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-# KEYS[1] = lock key, ARGV[1] = holder id. 1 if it was ours and is now gone, else 0.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 def holder_id() -> str:
@@ -56,8 +42,15 @@ class LeaderLock:
         self.key = key
         self.ttl_ms = int(ttl * 1000)
         self.holder = holder or holder_id()
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        # not thread-local: a forced stop releases the lock from another thread than the one renewing it
+        self._lock = Lock(client, key, timeout=ttl, blocking=False, thread_local=False)
+        self._adopt()
+
+    def _adopt(self) -> None:
+        # The token is always this holder's id: after a reconnect (a new client, so a new Lock) a key still
+        # holding our id is ours to renew or release. Lock has no call to adopt a token, so it is put where
+        # Lock.acquire puts it.
+        self._lock.local.token = self.client.get_encoder().encode(self.holder)
 
     @property
     def renew_every(self) -> float:
@@ -66,19 +59,27 @@ class LeaderLock:
 
     def acquire(self) -> bool:
         """Take the lock if it is free (or already ours, e.g. after a reconnect)."""
-        if self.client.set(self.key, self.holder, nx=True, px=self.ttl_ms):
+        if self._lock.acquire(blocking=False, token=self.holder):
             return True
         return self.renew()
 
     def renew(self) -> bool:
         try:
-            return bool(self._renew(keys=[self.key], args=[self.holder, self.ttl_ms]))
+            return bool(self._lock.reacquire())
+        except LockError:  # the key is gone or another holder's
+            return False
         except redis.RedisError as exc:
             log.warning("could not renew the leader lock %s: %s", self.key, exc)
             return False
 
     def release(self) -> bool:
-        return bool(self._release(keys=[self.key], args=[self.holder]))
+        try:
+            self._lock.release()
+            return True
+        except LockError:  # no longer ours: never delete a successor's lock
+            return False
+        finally:
+            self._adopt()  # release clears the token; a later acquire may take the lock again
 
     def current_holder(self) -> str | None:
         value = self.client.get(self.key)

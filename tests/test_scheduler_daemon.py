@@ -176,7 +176,7 @@ def test_changed_markup_is_a_loud_failure(daemons, daemon_env, site, redis_clien
     with SentryReceiver() as sentry:
         daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn, NEWSWATCH_FAILED_RUNS_ALERT="2"))
         assert wait_for(lambda: "silent failure" in daemon.log()), daemon.log()
-        assert " ERROR scheduler.daemon: silent failure" in daemon.log()
+        assert " ERROR scheduler.revisit: silent failure" in daemon.log()
 
         def messages():
             out = []
@@ -446,3 +446,60 @@ def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(dae
     finally:
         release.set()
         server.stop()
+
+
+def test_audit_07_a_leader_that_lost_the_lock_kills_its_crawl_at_once(daemons, daemon_env, site, redis_client, keys):
+    """Issue 12 point 7: a crawl whose leader lost the lock gets SIGKILL at once (as documented), not SIGTERM
+    and a grace during which it would overlap the new leader's revisit."""
+    replica, _ = site
+    release, hit = threading.Event(), threading.Event()
+
+    def hang(handler):
+        hit.set()
+        return release.wait(60) and False
+
+    replica.faults["/international"] = hang
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120", NEWSWATCH_LEADER_TTL="30",
+                              NEWSWATCH_LOG_LEVEL="debug"))  # the crawl logs the signals it receives
+        crawl = wait_for(lambda: daemon.child_running("crawl"))
+        assert crawl, daemon.log()
+        assert hit.wait(DEADLINE), daemon.log()  # the crawl is running (Scrapy's signal handlers are in place)
+        # another daemon took the lock (this one stalled past its TTL): it must step down
+        redis_client.set(keys.leader, "elsewhere:1:takeover", px=30_000)
+        assert wait_for(lambda: "lost the leader lock" in daemon.log()), daemon.log()
+        assert wait_for(lambda: not _alive(crawl.pid), deadline=30), daemon.log()
+        assert "Received SIGTERM" not in daemon.log(), "the crawl was asked to stop gracefully, not killed"
+        runs = RunHistory(redis_client, keys, 10).latest(10)
+        assert wait_for(lambda: any(r["outcome"] == "killed" for r in RunHistory(redis_client, keys, 10).latest(10))), runs
+        assert "revisit started" in daemon.log() and daemon.log().count("revisit started") == 1, \
+            "no revisit while another holds the lock"
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+        assert redis_client.get(keys.leader) == b"elsewhere:1:takeover", "another holder's lock is never released"
+    finally:
+        release.set()
+
+
+def test_audit_05_run_alerts_0_starts_no_alert_worker(daemons, daemon_env, site, redis_client, keys):
+    """Issue 12 point 5: with NEWSWATCH_RUN_ALERTS=0 (the compose file's scheduler service) `newswatch run`
+    starts no alert worker, even with a webhook configured: the alerts service delivers."""
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    hook.deliveries = []
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_RUN_ALERTS="0",
+                              NEWSWATCH_WEBHOOK_URL=f"http://127.0.0.1:{hook.server_address[1]}/hook",
+                              NEWSWATCH_WEBHOOK_ALLOW_PRIVATE="1"))
+        # a revisit has run and queued items; the loop that would start the worker has run many times
+        assert wait_for(lambda: RunHistory(redis_client, keys, 10).latest(1) and redis_client.xlen(keys.items)), \
+            daemon.log()
+        assert wait_for(lambda: daemon.log().count("leader now") and len(RunHistory(redis_client, keys, 10).latest(10)) >= 2)
+        assert daemon.child_running("alerts") is None
+        assert not any("alerts" in p.cmdline() for p in daemon.seen_children.values() if _alive(p.pid)), daemon.log()
+        assert "alert worker started" not in daemon.log()
+        assert hook.deliveries == []
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+    finally:
+        hook.shutdown()
