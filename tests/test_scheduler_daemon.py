@@ -468,7 +468,7 @@ def test_audit_07_a_leader_that_lost_the_lock_kills_its_crawl_at_once(daemons, d
         # another daemon took the lock (this one stalled past its TTL): it must step down
         redis_client.set(keys.leader, "elsewhere:1:takeover", px=30_000)
         assert wait_for(lambda: "lost the leader lock" in daemon.log()), daemon.log()
-        assert wait_for(lambda: not _alive(crawl.pid), deadline=30), daemon.log()
+        assert wait_for(lambda: not _alive(crawl.pid), timeout=30), daemon.log()
         assert "Received SIGTERM" not in daemon.log(), "the crawl was asked to stop gracefully, not killed"
         runs = RunHistory(redis_client, keys, 10).latest(10)
         assert wait_for(lambda: any(r["outcome"] == "killed" for r in RunHistory(redis_client, keys, 10).latest(10))), runs
