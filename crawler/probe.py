@@ -5,7 +5,9 @@ newest article of that list page), runs the same extraction the spider runs, and
 the method that found it. Exit 0 when the profile itself found the title, the body and the date; exit 1
 when a page could not be fetched or the profile missed (the generic fallback was needed, or nothing
 found the field) — the verdict line says which, so a user knows whether to fix the site profile
-(`crawler/sites/daydaynews.toml`).
+(`crawler/sites/daydaynews.toml`) or the address, network or server: selectors are blamed only when a
+page arrived and the profile missed on it; a DNS failure, a refused connection or a timeout is named as
+such.
 
 A plain HTTP client on purpose: no Scrapy engine, no Redis, no robots.txt machinery — one request per page,
 as a person with curl would make. It honours `http_proxy`/`https_proxy` (urllib's default), and reads the
@@ -15,10 +17,12 @@ settings `site_url`, `categories`, `download_timeout`, `max_download_size`, `use
 from __future__ import annotations
 
 import logging
+import socket
 import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from crawler.extract import ExtractedArticle, extract_article, parse_list_page
 from crawler.sites import SiteProfile, load_profile
@@ -55,13 +59,27 @@ def fetch(url: str, *, timeout: float, user_agent: str, max_bytes: int) -> Fetch
     except urllib.error.HTTPError as exc:
         return Fetched(url, exc.code, b"", f"HTTP {exc.code} {exc.reason}")
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            return Fetched(url, None, b"", f"no answer within {timeout:g} s")
-        return Fetched(url, None, b"", f"cannot connect: {exc.reason}")
-    except TimeoutError:
-        return Fetched(url, None, b"", f"no answer within {timeout:g} s")
-    except (OSError, ValueError) as exc:  # connection reset, malformed URL, bad status line
-        return Fetched(url, None, b"", f"{type(exc).__name__}: {exc}")
+        return Fetched(url, None, b"", network_failure(url, exc.reason, timeout))
+    except (OSError, ValueError) as exc:  # a timeout while reading, connection reset, bad status line
+        return Fetched(url, None, b"", network_failure(url, exc, timeout))
+
+
+def network_failure(url: str, reason, timeout: float) -> str:
+    """What went wrong on the way to the server, naming the host: DNS, refused, timed out, or else."""
+    parts = urlsplit(url)
+    try:
+        where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    except ValueError:
+        where = parts.netloc
+    if isinstance(reason, socket.gaierror):
+        return f"DNS lookup of {parts.hostname} failed ({reason.strerror or reason})"
+    if isinstance(reason, ConnectionRefusedError):
+        return f"connection refused by {where} (nothing listens there)"
+    if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
+        return f"no answer within {timeout:g} s from {where}"
+    if isinstance(reason, OSError):
+        return f"cannot connect to {where}: {reason.strerror or reason}"
+    return f"cannot connect to {where}: {reason}"
 
 
 def _short(value, width: int = VALUE_WIDTH) -> str:
@@ -107,7 +125,8 @@ def probe_command(settings, url: str | None) -> int:
     topic = load_topic(settings.topics)
     get = dict(timeout=settings.download_timeout, user_agent=settings.effective_user_agent,
                max_bytes=settings.max_download_size)
-    problems: list[str] = []
+    not_fetched: list[str] = []  # pages that never arrived: nothing about the profile follows from them
+    missed: list[str] = []  # what the profile missed on a page that did arrive
 
     list_url = profile.list_url(settings.site_url, settings.categories[0], 1)
     print(f"list page  {list_url}")
@@ -115,7 +134,7 @@ def probe_command(settings, url: str | None) -> int:
     candidates: list[str] = []
     if page.error:
         print(f"  could not fetch: {page.error}")
-        problems.append(f"list page not fetched ({page.error})")
+        not_fetched.append(f"list page not fetched ({page.error})")
     else:
         listing = parse_list_page(page.body, page.url, profile)
         candidates = listing.article_urls
@@ -126,19 +145,19 @@ def probe_command(settings, url: str | None) -> int:
         print(f"  {'entries':<14} {'profile:' + entry_css:<40} {listing.entries}")
         print(f"  {'article links':<14} {method:<40} {_short(f'{len(candidates)}: ' + ', '.join(candidates))}")
         if listing.method != "profile":
-            problems.append(f"list page: the profile's `{entry_css}` / `{link_css}` found no article links")
+            missed.append(f"list page: the profile's `{entry_css}` / `{link_css}` found no article links")
 
     targets = [url] if url else candidates[:MAX_ARTICLES_TRIED]
-    if not targets:
+    if not targets and not page.error:
         print("article    (none: no URL given and the list page gave no article links)")
-        problems.append("no article to probe")
+        missed.append("no article to probe")
     article = None
     for n, target in enumerate(targets):
         print(f"article    {target}")
         fetched = fetch(target, **get)
         if fetched.error:
             print(f"  could not fetch: {fetched.error}")
-            problems.append(f"article not fetched ({fetched.error})")
+            not_fetched.append(f"article not fetched ({fetched.error})")
             break
         article = extract_article(fetched.body, fetched.url, profile)
         if article.paragraphs or url or n == len(targets) - 1:
@@ -152,13 +171,16 @@ def probe_command(settings, url: str | None) -> int:
             method = article.methods.get(name, "missing")
             if not method.startswith("profile:"):
                 how = "found only by the generic fallback" if method.startswith("generic:") else "not found"
-                problems.append(f"{name} {how} ({method})")
+                missed.append(f"{name} {how} ({method})")
 
-    if problems:
-        print("verdict    FAIL: " + "; ".join(problems))
-        if any("not fetched" not in p for p in problems):
+    if not_fetched or missed:
+        print("verdict    FAIL: " + "; ".join(not_fetched + missed))
+        if missed:
             print("           the site profile missed: fix its selectors in crawler/sites/daydaynews.toml "
                   "(README: fixing selectors after a redesign)")
+        else:
+            print(f"           a network or server failure, not the site profile: check NEWSWATCH_SITE_URL "
+                  f"({settings.site_url}), the network and any proxy settings, then probe again")
         return EXIT_FAILED
     print("verdict    OK: title, body and date found by the site profile")
     return EXIT_OK

@@ -6,6 +6,7 @@ import threading
 
 from crawler.probe import probe_command
 from newswatch.cli import main
+from tests.loopback import free_port
 from tests.replica import SEED_ID, Replica, seed_article, standard_site
 
 
@@ -108,3 +109,50 @@ def test_cli_dispatches_probe(test_env, monkeypatch, capsys):
         status = main(["probe", "--site-url", replica.url, replica.url + f"/international/{SEED_ID}.html"])
     assert status == 0
     assert "verdict    OK" in capsys.readouterr().out
+
+
+# --- issue 12 point 13: a network failure is named, and the selectors are not blamed --------------------
+
+def _probe(monkeypatch, env: dict, *args: str) -> int:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return main(["probe", *args])
+
+
+def test_issue12_point13_refused_connection_is_named_not_the_selectors(test_env, monkeypatch, capsys):
+    port = free_port()  # nothing listens there
+    status = _probe(monkeypatch, test_env, "--site-url", f"http://127.0.0.1:{port}")
+    out = capsys.readouterr().out
+    assert status == 1
+    assert f"connection refused by 127.0.0.1:{port}" in out
+    verdict = out[out.index("verdict"):]
+    assert "list page not fetched" in verdict and "no article to probe" not in verdict
+    assert "selectors" not in verdict and "network or server failure" in verdict
+
+
+def test_issue12_point13_timeout_on_a_loopback_server_is_named_not_the_selectors(test_env, monkeypatch, capsys):
+    release = threading.Event()
+    replica = Replica()
+    replica.faults["/international"] = lambda handler: release.wait(10)  # accepts, never answers
+    try:
+        with replica:
+            status = _probe(monkeypatch, dict(test_env, NEWSWATCH_DOWNLOAD_TIMEOUT="0.3"),
+                            "--site-url", replica.url)
+    finally:
+        release.set()
+    out = capsys.readouterr().out
+    assert status == 1 and "no answer within 0.3 s from 127.0.0.1" in out
+    assert "selectors" not in out[out.index("verdict"):]
+
+
+def test_issue12_point13_selectors_are_advised_when_a_fetched_page_missed(test_env, monkeypatch, capsys):
+    replica = Replica()
+    article = seed_article()
+    article.layout = "foreign"  # a redesign: the profile's selectors miss, the generic extractor reads it
+    replica.add(article)
+    with replica:
+        status = _probe(monkeypatch, test_env, "--site-url", replica.url)
+    out = capsys.readouterr().out
+    verdict = out[out.index("verdict"):]
+    assert status == 1 and "fix its selectors in crawler/sites/daydaynews.toml" in verdict
+    assert "network" not in verdict
