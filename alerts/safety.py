@@ -12,35 +12,11 @@ there, and reaching one is the usual goal of a server-side request forgery.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
-from newswatch.errors import DeliveryError, UnsafeEndpoint
-
-# Metadata services of the clouds users of this tool run on (AWS/GCP/Azure/OpenStack, AWS IPv6,
-# Alibaba Cloud, Oracle Cloud); 100.100.100.200 is Alibaba's, common with Chinese hosting.
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192", "169.254.170.2",
-))
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def check_address(address: str | Address, *, allow_private: bool) -> Address:
-    """The address if a delivery may connect to it; UnsafeEndpoint (naming the kind, not the URL) if not."""
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if ip in METADATA_ADDRESSES:
-        raise UnsafeEndpoint(f"{ip} is a cloud metadata address; webhooks never connect there")
-    if ip.is_multicast or ip.is_unspecified:
-        raise UnsafeEndpoint(f"{ip} is not a unicast address")
-    if allow_private or ip.is_global:
-        return ip
-    kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local
-            else "private" if ip.is_private else "non-global")
-    raise UnsafeEndpoint(f"webhook host resolves to the {kind} address {ip}; "
-                         "set NEWSWATCH_WEBHOOK_ALLOW_PRIVATE=1 (or allow_private) to allow it")
+# The pure check lives in the base layer so `newswatch run` refuses the same addresses at start.
+from newswatch.addresses import check_address  # noqa: F401 - re-exported: the worker imports it from here
+from newswatch.errors import DeliveryError
 
 
 def resolve(host: str, port: int, *, allow_private: bool) -> list[tuple[int, str]]:

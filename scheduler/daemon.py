@@ -28,15 +28,17 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 from datetime import datetime, timezone
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from newswatch.addresses import check_endpoints
 from newswatch.connection import EmbeddedRedis, check, client_from_url, env_for_child
 from newswatch.defaults import MISFIRE_GRACE_TIME
-from newswatch.errors import RedisUnavailable
+from newswatch.errors import RedisUnavailable, UnsafeEndpoint
 from newswatch.masking import mask
 from newswatch.observability import CronMonitor, flush
 from newswatch.shutdown import Shutdown
@@ -283,4 +285,13 @@ class Daemon:
 
 
 def run_command(settings) -> int:
-    return Daemon(settings).run()
+    daemon = Daemon(settings)
+    if daemon.worker.enabled:
+        # the alert worker's own start-up check, here too: an endpoint no delivery may ever reach is bad
+        # configuration (exit 2 at start), not a service that runs and never delivers
+        try:
+            check_endpoints(settings.endpoints)
+        except UnsafeEndpoint as exc:
+            print(f"newswatch: {exc}", file=sys.stderr)
+            return 2
+    return daemon.run()

@@ -503,3 +503,26 @@ def test_audit_05_run_alerts_0_starts_no_alert_worker(daemons, daemon_env, site,
         assert daemon.wait() == 0, daemon.log()
     finally:
         hook.shutdown()
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", "http://[fd00:ec2::254]/hook", "http://0.0.0.0:8080/"])
+def test_audit_11_run_refuses_a_webhook_address_never_delivered_to(test_env, url):
+    """Issue 12 point 11: `newswatch run` with a webhook address that is always refused ends at start with
+    exit status 2 and one clear line, the same line `newswatch alerts` prints, instead of running without
+    ever delivering."""
+    env = dict(test_env, NEWSWATCH_WEBHOOK_URL=url, NEWSWATCH_WEBHOOK_ALLOW_PRIVATE="1",
+               NEWSWATCH_INTERVAL="3600")
+    lines = {}
+    for command in ("run", "alerts"):
+        proc = subprocess.Popen([sys.executable, "-m", "newswatch.cli", command], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        assert proc.returncode == 2, (command, proc.returncode, err)
+        assert "Traceback" not in err
+        lines[command] = [line for line in err.splitlines() if line.startswith("newswatch:")]
+        assert len(lines[command]) == 1, err
+    assert lines["run"] == lines["alerts"]
