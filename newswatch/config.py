@@ -2,7 +2,9 @@
 
 Sources, strongest first: environment variables (`NEWSWATCH_…`, `SENTRY_DSN`, `SENTRY_ENVIRONMENT`), then
 the optional TOML file named by `NEWSWATCH_CONFIG` (the same keys, either as `NEWSWATCH_SITE_URL` or as
-`site_url`; several webhook endpoints as `[[webhooks]]` tables), then the defaults below. A value of the
+`site_url`; several webhook endpoints as `[[webhooks]]` tables), then the defaults declared with each field of `Settings` below (each setting is declared once
+there: its type, default, parser, documentation and whether it is secret; `SPECS`, the settings table in
+docs/configuration.md and `newswatch config` are all derived from it). A value of the
 wrong type or shape raises `ConfigError` naming the setting, which the CLI turns into one line and exit 2.
 
 `Settings.load()` is called by the CLI; every other module receives the `Settings` object (or plain values
@@ -12,191 +14,25 @@ taken from it) and never reads the environment itself.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from newswatch import __version__, defaults
-from newswatch.crontab import crontab_trigger
+from newswatch import __version__, defaults, parsers
+from newswatch.config_file import ENV_PREFIX, Endpoint, read_toml
 from newswatch.errors import ConfigError
 from newswatch.masking import mask
-from newswatch.sentinel_url import SENTINEL_FORM, parse_sentinel_url
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
-ENV_PREFIX = "NEWSWATCH_"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
-# --- value parsers: each takes (setting name, raw value) and returns the typed value or raises ---------
-
-def _bool(name: str, raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(name, f"expected a boolean (1/0, true/false, yes/no), got {raw!r}")
-
-
-def _number(kind: type, *, minimum: float | None = None, maximum: float | None = None,
-            optional: bool = False) -> Callable[[str, Any], Any]:
-    def parse(name: str, raw: Any):
-        if optional and (raw is None or str(raw).strip() == ""):
-            return None
-        if isinstance(raw, bool):
-            raise ConfigError(name, f"expected a number, got {raw!r}")
-        try:
-            value = kind(str(raw).strip()) if not isinstance(raw, (int, float)) else kind(raw)
-        except (TypeError, ValueError):
-            word = "an integer" if kind is int else "a number"
-            raise ConfigError(name, f"expected {word}, got {raw!r}") from None
-        if minimum is not None and value < minimum:
-            raise ConfigError(name, f"expected at least {minimum}, got {raw!r}")
-        if maximum is not None and value > maximum:
-            raise ConfigError(name, f"expected at most {maximum}, got {raw!r}")
-        return value
-    return parse
-
-
-def _text(optional: bool = True) -> Callable[[str, Any], Any]:
-    def parse(name: str, raw: Any):
-        if raw is None:
-            return None
-        if not isinstance(raw, str):
-            raise ConfigError(name, f"expected a string, got {raw!r}")
-        value = raw.strip()
-        if not value:
-            if optional:
-                return None
-            raise ConfigError(name, "expected a non-empty value")
-        return value
-    return parse
-
-
-def _path(optional: bool = True) -> Callable[[str, Any], Any]:
-    text = _text(optional)
-
-    def parse(name: str, raw: Any):
-        value = text(name, raw)
-        return Path(value).expanduser() if value else None
-    return parse
-
-
-def parse_site_url(name: str, raw: Any) -> str:
-    """An origin: scheme, host and optional port, nothing else (a trailing slash is tolerated)."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ConfigError(name, "expected an origin such as https://daydaynews.cc")
-    value = raw.strip()
-    parts = urlsplit(value)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(name, f"expected an origin with a valid port, got {value!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(name, f"expected an http(s) origin such as https://daydaynews.cc, got {value!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigError(name, f"expected an origin with no path, query or credentials "
-                                f"(scheme://host[:port]), got {value!r}")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def _redis_url(name: str, raw: Any) -> str | None:
-    value = _text()(name, raw)
-    if value is None:
-        return None
-    scheme = urlsplit(value).scheme
-    if scheme == "redis+sentinel":
-        try:
-            parse_sentinel_url(value)
-        except ValueError:
-            raise ConfigError(name, f"expected {SENTINEL_FORM}") from None
-        return value
-    if scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(name, f"expected a redis://, rediss://, unix:// or redis+sentinel:// URL, got scheme {scheme!r}")
-    return value
-
-
-def _categories(name: str, raw: Any) -> tuple[str, ...]:
-    items = raw if isinstance(raw, list) else str(raw).split(",")
-    out = tuple(str(item).strip() for item in items if str(item).strip())
-    if not out:
-        raise ConfigError(name, "expected at least one category slug, e.g. international")
-    for slug in out:
-        if not re.fullmatch(r"[a-z0-9_-]+", slug):
-            raise ConfigError(name, f"expected category slugs like 'international', got {slug!r}")
-    return out
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
-    def parse(name: str, raw: Any) -> str:
-        value = str(raw).strip().lower()
-        if value not in options:
-            raise ConfigError(name, f"expected one of {', '.join(options)}, got {raw!r}")
-        return value
-    return parse
-
-
-def _timezone(name: str, raw: Any) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    value = str(raw).strip()
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(name, f"expected an IANA time zone such as Asia/Shanghai, got {raw!r}") from None
-    return value
-
-
-def _cron(name: str, raw: Any) -> str | None:
-    value = _text()(name, raw)
-    if value is None:
-        return None
-    try:
-        crontab_trigger(value, "UTC")  # the function that builds the revisit job's trigger
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(name, f"expected a 5-field cron expression such as '*/10 * * * *', "
-                                f"got {value!r} ({exc})") from None
-    return value
-
-
-def _log_level(name: str, raw: Any) -> str:
-    return _choice(("debug", "info", "warning", "error", "critical"))(name, raw).upper()
-
-
-def _prefix(name: str, raw: Any) -> str:
-    value = str(raw).strip()
-    if not re.fullmatch(r"[A-Za-z0-9_.:{}-]+", value):
-        raise ConfigError(name, f"expected a key prefix of letters, digits and _.:-, got {raw!r}")
-    return value
-
-
-# --- the settings table ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Spec:
-    attr: str
-    parse: Callable[[str, Any], Any]
-    default: Any
-    doc: str
-    secret: bool = False
-    env: str = ""  # defaults to NEWSWATCH_<ATTR>
-
-    @property
-    def env_name(self) -> str:
-        return self.env or ENV_PREFIX + self.attr.upper()
+def setting(default: Any, parse: Callable[[str, Any], Any], doc: str, *, secret: bool = False, env: str = "",
+            factory: Callable[[], Any] | None = None):
+    """A `Settings` field that is a setting: its default, how a raw value is parsed, what it means, whether
+    it is secret (masked in output), and its variable when not NEWSWATCH_<NAME>."""
+    metadata = {"parse": parse, "doc": doc, "secret": secret, "env": env}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _default_data_dir() -> Path:
@@ -204,127 +40,108 @@ def _default_data_dir() -> Path:
     return Path(base) / "newswatch"
 
 
-SPECS: tuple[Spec, ...] = (
-    Spec("redis_url", _redis_url, None, "Redis server URL (redis://, rediss://, unix://, redis+sentinel://host:26379,…/service); unset: embedded server", secret=True),
-    Spec("data_dir", _path(False), None, "folder for the embedded Redis and local state (default ~/.local/share/newswatch)"),
-    Spec("key_prefix", _prefix, "newswatch", "prefix of every Redis key"),
-    Spec("site_url", parse_site_url, defaults.DEFAULT_SITE_URL, "origin of the site (scheme://host[:port]); a replica for tests"),
-    Spec("categories", _categories, defaults.DEFAULT_CATEGORIES, "comma-separated category slugs to revisit"),
-    Spec("max_pages", _number(int, minimum=1, maximum=50), defaults.DEFAULT_MAX_PAGES, "list pages per category per pass (stops early at a page of seen articles)"),
-    Spec("interval", _number(int, minimum=1, optional=True), None, f"seconds between revisits (default {defaults.DEFAULT_INTERVAL} unless NEWSWATCH_CRON is set)"),
-    Spec("jitter", _number(int, minimum=0), defaults.DEFAULT_JITTER, "up to this many seconds of random delay added to each revisit"),
-    Spec("cron", _cron, None, "5-field cron expression instead of an interval"),
-    Spec("timezone", _timezone, defaults.DEFAULT_TIMEZONE, "time zone the cron expression is evaluated in"),
-    Spec("run_timeout", _number(int, minimum=10), defaults.RUN_TIMEOUT, "seconds a revisit may take before it is killed"),
-    Spec("frontier", _choice(("memory", "redis")), "memory", "a pass's request queue: memory (one process) or redis (scrapy-redis, shared with `newswatch crawl --worker` processes)"),
-    Spec("concurrency", _number(int, minimum=1, maximum=64), defaults.DEFAULT_CONCURRENCY, "concurrent requests to the site"),
-    Spec("download_delay", _number(float, minimum=0), defaults.DEFAULT_DOWNLOAD_DELAY, "seconds between requests to the site"),
-    Spec("autothrottle", _bool, True, "adapt the delay to the site's latency (Scrapy AutoThrottle)"),
-    Spec("download_timeout", _number(float, minimum=0.1), defaults.DEFAULT_DOWNLOAD_TIMEOUT, "seconds before a request is abandoned"),
-    Spec("max_download_size", _number(int, minimum=1024), defaults.DEFAULT_MAX_DOWNLOAD_SIZE, "bytes; larger responses are dropped"),
-    Spec("retry_times", _number(int, minimum=0, maximum=20), defaults.DEFAULT_RETRY_TIMES, "retries of a transient error (429, 5xx, timeouts)"),
-    Spec("retry_after_cap", _number(float, minimum=0), defaults.DEFAULT_RETRY_AFTER_CAP, "longest Retry-After (seconds) honoured from the site"),
-    Spec("user_agent", _text(), None, "User-Agent header (default names newswatch and its version)"),
-    Spec("analysis_processes", _number(int, minimum=0, maximum=64, optional=True), None, "worker processes that extract and fingerprint pages while the crawler downloads (default 1 on a multi-core machine, else 0: in the crawler itself)"),
-    Spec("analysis_timeout", _number(float, minimum=0.1), 30.0, "seconds an analysis process may spend on one page; past it the page counts as a failed fetch (analysis_timeouts)"),
-    Spec("seen_days", _number(int, minimum=1), defaults.DEFAULT_SEEN_DAYS, "days an article URL stays recorded as seen"),
-    Spec("max_fetch_failures", _number(int, minimum=1), defaults.DEFAULT_MAX_FETCH_FAILURES, "passes that retry an article page that keeps failing"),
-    Spec("topics", _path(), None, "topic file (TOML); default: the built-in US–Russia talks topic"),
-    Spec("dedupe_retention_days", _number(int, minimum=1), defaults.DEFAULT_DEDUPE_RETENTION_DAYS, "days a fingerprint is kept for reprint detection"),
-    Spec("dedupe_min_chars", _number(int, minimum=1), defaults.DEFAULT_DEDUPE_MIN_CHARS, "texts shorter than this (normalised) are never fingerprinted into the index"),
-    Spec("stream_retention_days", _number(float, minimum=0.01), defaults.DEFAULT_STREAM_RETENTION_DAYS, "days an acknowledged stream entry is kept"),
-    Spec("webhook_url", _text(), None, "alert webhook endpoint (one endpoint named 'default')", secret=True),
-    Spec("webhook_secret", _text(), None, "whsec_ secret(s) for signing, space-separated during rotation", secret=True),
-    Spec("webhook_format", _choice(defaults.WEBHOOK_FORMATS), defaults.DEFAULT_WEBHOOK_FORMAT, "body format: " + ", ".join(defaults.WEBHOOK_FORMATS)),
-    Spec("webhook_allow_private", _bool, False, "allow endpoints on loopback/private addresses (local receivers, tests)"),
-    Spec("webhook_max_attempts", _number(int, minimum=1), defaults.DEFAULT_WEBHOOK_MAX_ATTEMPTS, "attempts before an item is dead-lettered"),
-    Spec("webhook_max_age", _number(float, minimum=1), defaults.DEFAULT_WEBHOOK_MAX_AGE, "seconds after which an undeliverable item is dead-lettered"),
-    Spec("webhook_timeout", _number(float, minimum=0.1), defaults.DEFAULT_WEBHOOK_TIMEOUT, "connect and read timeout of a delivery, seconds"),
-    Spec("webhook_concurrency", _number(int, minimum=1, maximum=256), 8, "concurrent deliveries per endpoint"),
-    Spec("webhook_backoff_base", _number(float, minimum=0.001), defaults.WEBHOOK_BACKOFF_BASE, "seconds before the first retry of a delivery; doubled on each further attempt, with jitter"),
-    Spec("webhook_backoff_cap", _number(float, minimum=0.001), defaults.WEBHOOK_BACKOFF_CAP, "longest wait between delivery attempts, seconds (also caps a receiver's Retry-After)"),
-    Spec("webhook_claim_idle", _number(float, minimum=0.1), defaults.WEBHOOK_CLAIM_IDLE, "seconds a delivery may sit untouched before another worker takes it over from a dead one"),
-    Spec("webhook_consumer", _text(), None, "consumer name of this alert worker in each group (default: the host name)"),
-    Spec("run_alerts", _bool, True, "`newswatch run` also runs the alert worker when a webhook is configured (0 when it runs as its own service)"),
-    Spec("leader_ttl", _number(int, minimum=3), defaults.DEFAULT_LEADER_TTL, "seconds the scheduler's leader lock lives unless renewed"),
-    Spec("history_size", _number(int, minimum=1), defaults.DEFAULT_HISTORY_SIZE, "runs kept in the run history"),
-    Spec("failed_runs_alert", _number(int, minimum=1), defaults.DEFAULT_FAILED_RUNS_ALERT, "failed runs in a row that raise an alert"),
-    Spec("metrics_port", _number(int, minimum=0, maximum=65535, optional=True), None, "serve Prometheus metrics on this port (unset: off)"),
-    Spec("log_level", _log_level, "INFO", "debug, info, warning, error"),
-    Spec("sentry_dsn", _text(), None, "Sentry DSN; unset: nothing is sent", secret=True, env="SENTRY_DSN"),
-    Spec("sentry_environment", _text(), None, "Sentry environment name", env="SENTRY_ENVIRONMENT"),
-)
-_BY_ENV = {spec.env_name: spec for spec in SPECS}
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One webhook endpoint: its name names its consumer group, `alerts:<name>`."""
-
-    name: str
-    url: str
-    secrets: tuple[str, ...] = ()
-    format: str = defaults.DEFAULT_WEBHOOK_FORMAT
-    allow_private: bool = False
-    rate_per_minute: float | None = None  # None: the format's default (DingTalk: 20)
-
-    def __repr__(self) -> str:  # never print the URL or secret: both may carry credentials
-        return f"Endpoint(name={self.name!r}, format={self.format!r})"
-
-
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str | None = None
-    data_dir: Path = field(default_factory=_default_data_dir)
-    key_prefix: str = "newswatch"
-    site_url: str = defaults.DEFAULT_SITE_URL
-    categories: tuple[str, ...] = defaults.DEFAULT_CATEGORIES
-    max_pages: int = defaults.DEFAULT_MAX_PAGES
-    interval: int | None = None
-    jitter: int = defaults.DEFAULT_JITTER
-    cron: str | None = None
-    timezone: str = defaults.DEFAULT_TIMEZONE
-    run_timeout: int = defaults.RUN_TIMEOUT
-    frontier: str = "memory"
-    concurrency: int = defaults.DEFAULT_CONCURRENCY
-    download_delay: float = defaults.DEFAULT_DOWNLOAD_DELAY
-    autothrottle: bool = True
-    download_timeout: float = defaults.DEFAULT_DOWNLOAD_TIMEOUT
-    max_download_size: int = defaults.DEFAULT_MAX_DOWNLOAD_SIZE
-    retry_times: int = defaults.DEFAULT_RETRY_TIMES
-    retry_after_cap: float = defaults.DEFAULT_RETRY_AFTER_CAP
-    user_agent: str | None = None
-    analysis_processes: int | None = None
-    analysis_timeout: float = 30.0
-    seen_days: int = defaults.DEFAULT_SEEN_DAYS
-    max_fetch_failures: int = defaults.DEFAULT_MAX_FETCH_FAILURES
-    topics: Path | None = None
-    dedupe_retention_days: int = defaults.DEFAULT_DEDUPE_RETENTION_DAYS
-    dedupe_min_chars: int = defaults.DEFAULT_DEDUPE_MIN_CHARS
-    stream_retention_days: float = defaults.DEFAULT_STREAM_RETENTION_DAYS
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    webhook_format: str = defaults.DEFAULT_WEBHOOK_FORMAT
-    webhook_allow_private: bool = False
-    webhook_max_attempts: int = defaults.DEFAULT_WEBHOOK_MAX_ATTEMPTS
-    webhook_max_age: float = defaults.DEFAULT_WEBHOOK_MAX_AGE
-    webhook_timeout: float = defaults.DEFAULT_WEBHOOK_TIMEOUT
-    webhook_concurrency: int = 8
-    webhook_backoff_base: float = defaults.WEBHOOK_BACKOFF_BASE
-    webhook_backoff_cap: float = defaults.WEBHOOK_BACKOFF_CAP
-    webhook_claim_idle: float = defaults.WEBHOOK_CLAIM_IDLE
-    webhook_consumer: str | None = None
-    run_alerts: bool = True
-    leader_ttl: int = defaults.DEFAULT_LEADER_TTL
-    history_size: int = defaults.DEFAULT_HISTORY_SIZE
-    failed_runs_alert: int = defaults.DEFAULT_FAILED_RUNS_ALERT
-    metrics_port: int | None = None
-    log_level: str = "INFO"
-    sentry_dsn: str | None = None
-    sentry_environment: str | None = None
+    redis_url: str | None = setting(None, parsers.redis_url,
+        "Redis server URL (redis://, rediss://, unix://, redis+sentinel://host:26379,…/service); unset: embedded server", secret=True)
+    data_dir: Path = setting(None, parsers.path(False),
+        "folder for the embedded Redis and local state (default ~/.local/share/newswatch)", factory=_default_data_dir)
+    key_prefix: str = setting("newswatch", parsers.key_prefix,
+        "prefix of every Redis key")
+    site_url: str = setting(defaults.DEFAULT_SITE_URL, parsers.site_url,
+        "origin of the site (scheme://host[:port]); a replica for tests")
+    categories: tuple[str, ...] = setting(defaults.DEFAULT_CATEGORIES, parsers.categories,
+        "comma-separated category slugs to revisit")
+    max_pages: int = setting(defaults.DEFAULT_MAX_PAGES, parsers.number(int, minimum=1, maximum=50),
+        "list pages per category per pass (stops early at a page of seen articles)")
+    interval: int | None = setting(None, parsers.number(int, minimum=1, optional=True),
+        f"seconds between revisits (default {defaults.DEFAULT_INTERVAL} unless NEWSWATCH_CRON is set)")
+    jitter: int = setting(defaults.DEFAULT_JITTER, parsers.number(int, minimum=0),
+        "up to this many seconds of random delay added to each revisit")
+    cron: str | None = setting(None, parsers.cron,
+        "5-field cron expression instead of an interval")
+    timezone: str = setting(defaults.DEFAULT_TIMEZONE, parsers.timezone,
+        "time zone the cron expression is evaluated in")
+    run_timeout: int = setting(defaults.RUN_TIMEOUT, parsers.number(int, minimum=10),
+        "seconds a revisit may take before it is killed")
+    frontier: str = setting("memory", parsers.choice(("memory", "redis")),
+        "a pass's request queue: memory (one process) or redis (scrapy-redis, shared with `newswatch crawl --worker` processes)")
+    concurrency: int = setting(defaults.DEFAULT_CONCURRENCY, parsers.number(int, minimum=1, maximum=64),
+        "concurrent requests to the site")
+    download_delay: float = setting(defaults.DEFAULT_DOWNLOAD_DELAY, parsers.number(float, minimum=0),
+        "seconds between requests to the site")
+    autothrottle: bool = setting(True, parsers.boolean,
+        "adapt the delay to the site's latency (Scrapy AutoThrottle)")
+    download_timeout: float = setting(defaults.DEFAULT_DOWNLOAD_TIMEOUT, parsers.number(float, minimum=0.1),
+        "seconds before a request is abandoned")
+    max_download_size: int = setting(defaults.DEFAULT_MAX_DOWNLOAD_SIZE, parsers.number(int, minimum=1024),
+        "bytes; larger responses are dropped")
+    retry_times: int = setting(defaults.DEFAULT_RETRY_TIMES, parsers.number(int, minimum=0, maximum=20),
+        "retries of a transient error (429, 5xx, timeouts)")
+    retry_after_cap: float = setting(defaults.DEFAULT_RETRY_AFTER_CAP, parsers.number(float, minimum=0),
+        "longest Retry-After (seconds) honoured from the site")
+    user_agent: str | None = setting(None, parsers.text(),
+        "User-Agent header (default names newswatch and its version)")
+    analysis_processes: int | None = setting(None, parsers.number(int, minimum=0, maximum=64, optional=True),
+        "worker processes that extract and fingerprint pages while the crawler downloads (default 1 on a multi-core machine, else 0: in the crawler itself)")
+    analysis_timeout: float = setting(30.0, parsers.number(float, minimum=0.1),
+        "seconds an analysis process may spend on one page; past it the page counts as a failed fetch (analysis_timeouts)")
+    seen_days: int = setting(defaults.DEFAULT_SEEN_DAYS, parsers.number(int, minimum=1),
+        "days an article URL stays recorded as seen")
+    max_fetch_failures: int = setting(defaults.DEFAULT_MAX_FETCH_FAILURES, parsers.number(int, minimum=1),
+        "passes that retry an article page that keeps failing")
+    topics: Path | None = setting(None, parsers.path(),
+        "topic file (TOML); default: the built-in US–Russia talks topic")
+    dedupe_retention_days: int = setting(defaults.DEFAULT_DEDUPE_RETENTION_DAYS, parsers.number(int, minimum=1),
+        "days a fingerprint is kept for reprint detection")
+    dedupe_min_chars: int = setting(defaults.DEFAULT_DEDUPE_MIN_CHARS, parsers.number(int, minimum=1),
+        "texts shorter than this (normalised) are never fingerprinted into the index")
+    stream_retention_days: float = setting(defaults.DEFAULT_STREAM_RETENTION_DAYS, parsers.number(float, minimum=0.01),
+        "days an acknowledged stream entry is kept")
+    webhook_url: str | None = setting(None, parsers.text(),
+        "alert webhook endpoint (one endpoint named 'default')", secret=True)
+    webhook_secret: str | None = setting(None, parsers.text(),
+        "whsec_ secret(s) for signing, space-separated during rotation", secret=True)
+    webhook_format: str = setting(defaults.DEFAULT_WEBHOOK_FORMAT, parsers.choice(defaults.WEBHOOK_FORMATS),
+        "body format: " + ", ".join(defaults.WEBHOOK_FORMATS))
+    webhook_allow_private: bool = setting(False, parsers.boolean,
+        "allow endpoints on loopback/private addresses (local receivers, tests)")
+    webhook_max_attempts: int = setting(defaults.DEFAULT_WEBHOOK_MAX_ATTEMPTS, parsers.number(int, minimum=1),
+        "attempts before an item is dead-lettered")
+    webhook_max_age: float = setting(defaults.DEFAULT_WEBHOOK_MAX_AGE, parsers.number(float, minimum=1),
+        "seconds after which an undeliverable item is dead-lettered")
+    webhook_timeout: float = setting(defaults.DEFAULT_WEBHOOK_TIMEOUT, parsers.number(float, minimum=0.1),
+        "connect and read timeout of a delivery, seconds")
+    webhook_concurrency: int = setting(8, parsers.number(int, minimum=1, maximum=256),
+        "concurrent deliveries per endpoint")
+    webhook_backoff_base: float = setting(defaults.WEBHOOK_BACKOFF_BASE, parsers.number(float, minimum=0.001),
+        "seconds before the first retry of a delivery; doubled on each further attempt, with jitter")
+    webhook_backoff_cap: float = setting(defaults.WEBHOOK_BACKOFF_CAP, parsers.number(float, minimum=0.001),
+        "longest wait between delivery attempts, seconds (also caps a receiver's Retry-After)")
+    webhook_claim_idle: float = setting(defaults.WEBHOOK_CLAIM_IDLE, parsers.number(float, minimum=0.1),
+        "seconds a delivery may sit untouched before another worker takes it over from a dead one")
+    webhook_consumer: str | None = setting(None, parsers.text(),
+        "consumer name of this alert worker in each group (default: the host name)")
+    run_alerts: bool = setting(True, parsers.boolean,
+        "`newswatch run` also runs the alert worker when a webhook is configured (0 when it runs as its own service)")
+    leader_ttl: int = setting(defaults.DEFAULT_LEADER_TTL, parsers.number(int, minimum=3),
+        "seconds the scheduler's leader lock lives unless renewed")
+    history_size: int = setting(defaults.DEFAULT_HISTORY_SIZE, parsers.number(int, minimum=1),
+        "runs kept in the run history")
+    failed_runs_alert: int = setting(defaults.DEFAULT_FAILED_RUNS_ALERT, parsers.number(int, minimum=1),
+        "failed runs in a row that raise an alert")
+    metrics_port: int | None = setting(None, parsers.number(int, minimum=0, maximum=65535, optional=True),
+        "serve Prometheus metrics on this port (unset: off)")
+    log_level: str = setting("INFO", parsers.log_level,
+        "debug, info, warning, error")
+    sentry_dsn: str | None = setting(None, parsers.text(),
+        "Sentry DSN; unset: nothing is sent", secret=True, env="SENTRY_DSN")
+    sentry_environment: str | None = setting(None, parsers.text(),
+        "Sentry environment name", env="SENTRY_ENVIRONMENT")
+    # not settings of their own: the file's [[webhooks]] tables, the file, and where each value came from
     webhooks: tuple[Endpoint, ...] = ()
     config_file: Path | None = None
-    # setting attr -> where its value came from: "default", "env", or the TOML file's path
+    # setting attr -> where its value came from: "default", "env", "argument", or the TOML file's path
     sources: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __repr__(self) -> str:  # a Settings in a log line or a Sentry frame must not carry its secrets
@@ -389,7 +206,7 @@ class Settings:
 
         config_path = env.get("NEWSWATCH_CONFIG", "").strip()
         if config_path:
-            file_values, webhooks = _read_toml(Path(config_path).expanduser())
+            file_values, webhooks = read_toml(Path(config_path).expanduser(), {spec.attr for spec in SPECS})
 
         for spec in SPECS:
             if spec.env_name in env and env[spec.env_name].strip() != "":
@@ -441,56 +258,27 @@ class Settings:
         return rows
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], tuple[Endpoint, ...]]:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("NEWSWATCH_CONFIG", f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("NEWSWATCH_CONFIG", f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("NEWSWATCH_CONFIG", f"{path}: not valid TOML ({exc})") from None
+@dataclass(frozen=True)
+class Spec:
+    """One setting as the loader, `newswatch config` and the docs table see it (derived from its field)."""
 
-    known = {spec.attr for spec in SPECS}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "webhooks":
-            continue
-        attr = key[len(ENV_PREFIX):].lower() if key.upper().startswith(ENV_PREFIX) else key.lower()
-        if attr not in known:
-            raise ConfigError(f"{path}: {key}", "unknown setting (see `newswatch config` for the known ones)")
-        values[attr] = value
-    endpoints = []
-    tables = raw.get("webhooks", [])
-    if not isinstance(tables, list):
-        raise ConfigError(f"{path}: webhooks", "expected [[webhooks]] tables")
-    for n, table in enumerate(tables, 1):
-        endpoints.append(_endpoint(f"{path}: webhooks[{n}]", table))
-    return values, tuple(endpoints)
+    attr: str
+    parse: Callable[[str, Any], Any]
+    default: Any  # None for a computed default (data_dir)
+    doc: str
+    secret: bool = False
+    env: str = ""
+
+    @property
+    def env_name(self) -> str:
+        return self.env or ENV_PREFIX + self.attr.upper()
 
 
-def _endpoint(where: str, table: Any) -> Endpoint:
-    if not isinstance(table, dict):
-        raise ConfigError(where, "expected a table with name and url")
-    allowed = {"name", "url", "secret", "secrets", "format", "allow_private", "rate_per_minute"}
-    unknown = set(table) - allowed
-    if unknown:
-        raise ConfigError(where, f"unknown keys {sorted(unknown)}; expected {sorted(allowed)}")
-    name = table.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ConfigError(f"{where}.name", "expected a name of letters, digits and _.-")
-    url = table.get("url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-        raise ConfigError(f"{where}.url", "expected an http(s) URL")
-    secrets = table.get("secrets", table.get("secret", ()))
-    if isinstance(secrets, str):
-        secrets = secrets.split()
-    if not isinstance(secrets, (list, tuple)) or not all(isinstance(s, str) for s in secrets):
-        raise ConfigError(f"{where}.secret", "expected a string or a list of strings")
-    fmt = _choice(defaults.WEBHOOK_FORMATS)(f"{where}.format", table.get("format", defaults.DEFAULT_WEBHOOK_FORMAT))
-    allow = _bool(f"{where}.allow_private", table.get("allow_private", False))
-    rate = _number(float, minimum=0.01, optional=True)(f"{where}.rate_per_minute", table.get("rate_per_minute"))
-    return Endpoint(name=name, url=url, secrets=tuple(secrets), format=fmt, allow_private=allow, rate_per_minute=rate)
+SPECS: tuple[Spec, ...] = tuple(
+    Spec(f.name, f.metadata["parse"], None if f.default is MISSING else f.default, f.metadata["doc"],
+         f.metadata["secret"], f.metadata["env"])
+    for f in fields(Settings) if "parse" in f.metadata)
+_BY_ENV = {spec.env_name: spec for spec in SPECS}
 
 
 def settings_fields() -> list[str]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from newswatch import __version__
 from newswatch.defaults import SENTRY_MONITOR_SLUG
@@ -70,9 +73,9 @@ def init_sentry(settings, component: str) -> bool:
     """Initialise sentry-sdk once per process; False (and nothing sent, ever) when no DSN is set."""
     if not settings.sentry_dsn:
         return False
+    # lazy: sentry_sdk takes a noticeable part of a second to import; a process without a DSN never needs it
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration
-
     secrets = secret_values(settings)
 
     def before_send(event, hint):
@@ -95,7 +98,7 @@ def init_sentry(settings, component: str) -> bool:
 
 def flush(timeout: float = 5.0) -> None:
     try:
-        import sentry_sdk
+        import sentry_sdk  # lazy: see init_sentry
 
         sentry_sdk.flush(timeout=timeout)
     except Exception:  # noqa: BLE001 - flushing must never break shutdown
@@ -133,11 +136,24 @@ def monitor_config(settings) -> dict:
     return config
 
 
+class RevisitNotOk(Exception):
+    """Raised inside `sentry_sdk.crons.monitor` when a revisit ended badly without raising, so the library
+    records the check-in as `error`; CronMonitor.checkin swallows it again."""
+
+
+@dataclass
+class Revisit:
+    """What the block under `CronMonitor.checkin()` reports: set `ok` to the run's outcome."""
+
+    ok: bool = False
+
+
 class CronMonitor:
-    """Check-ins for each scheduled run: `in_progress` at the start, then `ok` or `error`.
+    """Check-ins for each scheduled run through the SDK's monitor (`sentry_sdk.crons.monitor`):
+    `in_progress` when the block starts, then `ok` or `error` (with the duration) when it ends.
 
     Reads the settings `sentry_dsn`, the schedule (`interval`/`jitter` or `cron` + `timezone`) and
-    `run_timeout`. Without a DSN every method is a no-op that sends nothing.
+    `run_timeout`. Without a DSN nothing is sent.
     """
 
     def __init__(self, settings, slug: str = SENTRY_MONITOR_SLUG):
@@ -145,18 +161,18 @@ class CronMonitor:
         self.slug = slug
         self.config = monitor_config(settings)
 
-    def started(self) -> str | None:
+    @contextmanager
+    def checkin(self) -> Iterator[Revisit]:
+        revisit = Revisit()
         if not self.enabled:
-            return None
-        from sentry_sdk.crons import capture_checkin
-
-        return capture_checkin(monitor_slug=self.slug, status="in_progress", monitor_config=self.config)
-
-    def finished(self, check_in_id: str | None, ok: bool, duration: float | None = None) -> None:
-        if not self.enabled:
+            yield revisit
             return
-        from sentry_sdk.crons import capture_checkin
+        import sentry_sdk.crons  # lazy: see init_sentry
 
-        # sent even without an in_progress id (e.g. Sentry was unreachable then): the outcome matters most
-        capture_checkin(monitor_slug=self.slug, check_in_id=check_in_id, status="ok" if ok else "error",
-                        duration=duration, monitor_config=self.config)
+        try:
+            with sentry_sdk.crons.monitor(monitor_slug=self.slug, monitor_config=self.config):
+                yield revisit
+                if not revisit.ok:
+                    raise RevisitNotOk
+        except RevisitNotOk:
+            pass

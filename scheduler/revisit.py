@@ -108,11 +108,11 @@ class Revisits:
             allowed = self._allowed
         if not allowed:  # stepped down or stopping between the job's start and here
             return
-        check_in = self.monitor.started()
-        started, started_iso = time.monotonic(), _now_iso()
-        outcome, summary, error = self._run_child()
-        duration = round(time.monotonic() - started, 3)
-        self.monitor.finished(check_in, ok=outcome in OK_OUTCOMES, duration=duration)
+        with self.monitor.checkin() as check_in:  # Sentry Crons: in_progress now, ok/error at the end
+            started, started_iso = time.monotonic(), _now_iso()
+            outcome, summary, error = self._run_child()
+            duration = round(time.monotonic() - started, 3)
+            check_in.ok = outcome in OK_OUTCOMES
         if summary is None:  # the child recorded nothing: record the run here so status shows it
             record = {"id": uuid.uuid4().hex[:12], "trigger": "schedule", "started_at": started_iso,
                       "ended_at": _now_iso(), "duration": duration, "outcome": outcome, "counts": {},
