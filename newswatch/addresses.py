@@ -19,29 +19,55 @@ from urllib.parse import urlsplit
 
 from newswatch.errors import UnsafeEndpoint
 
-# Metadata services of the clouds users of this tool run on (AWS/GCP/Azure/OpenStack, AWS IPv6,
-# Alibaba Cloud, Oracle Cloud); 100.100.100.200 is Alibaba's, common with Chinese hosting.
+# Metadata services of the clouds users of this tool run on (AWS/GCP/Azure/OpenStack, AWS IPv6, GCP IPv6,
+# Alibaba Cloud, Oracle Cloud, AWS ECS task credentials, EKS Pod Identity); 100.100.100.200 is Alibaba's,
+# common with Chinese hosting.
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "100.100.100.200", "192.0.0.192", "169.254.170.2",
+    "169.254.169.254", "fd00:ec2::254", "fd20:ce::254", "100.100.100.200", "192.0.0.192", "169.254.170.2",
+    "169.254.170.23",
 ))
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits, which is where the packets end up: the
+# well-known NAT64 prefix (RFC 6052) and the deprecated IPv4-compatible form (RFC 4291; :: and ::1 are
+# excluded below, they are IPv6's own). Python judges both as global whatever they carry.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Local-use NAT64 (RFC 8215): the IPv4 address sits where the operator chose; not globally reachable.
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address delivers to (mapped, NAT64, IPv4-compatible, 6to4), if any."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def check_address(address: str | Address, *, allow_private: bool) -> Address:
-    """The address if a delivery may connect to it; UnsafeEndpoint (naming the kind, not the URL) if not."""
+    """The address if a delivery may connect to it; UnsafeEndpoint (naming the kind, not the URL) if not.
+
+    An IPv6 address that carries an IPv4 one is judged by the IPv4 address (and named with both)."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if ip in METADATA_ADDRESSES:
-        raise UnsafeEndpoint(f"{ip} is a cloud metadata address; webhooks never connect there")
-    if ip.is_multicast or ip.is_unspecified:
-        raise UnsafeEndpoint(f"{ip} is not a unicast address")
-    if allow_private or ip.is_global:
+    inner = embedded_ipv4(ip)
+    if inner is not None and ip.ipv4_mapped is not None:
+        ip, inner = inner, None  # ::ffff:127.0.0.1 is 127.0.0.1
+    judged = inner or ip
+    shown = f"{judged} (inside {ip})" if inner is not None else str(ip)
+    if ip in METADATA_ADDRESSES or judged in METADATA_ADDRESSES:
+        raise UnsafeEndpoint(f"{shown} is a cloud metadata address; webhooks never connect there")
+    if judged.is_multicast or judged.is_unspecified or ip.is_multicast or ip.is_unspecified:
+        raise UnsafeEndpoint(f"{shown} is not a unicast address")
+    if allow_private or (judged.is_global and ip not in NAT64_LOCAL):
         return ip
-    kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local
-            else "private" if ip.is_private else "non-global")
-    raise UnsafeEndpoint(f"webhook host resolves to the {kind} address {ip}; "
+    kind = ("loopback" if judged.is_loopback else "link-local" if judged.is_link_local
+            else "private" if judged.is_private else "non-global")
+    raise UnsafeEndpoint(f"webhook host resolves to the {kind} address {shown}; "
                          "set NEWSWATCH_WEBHOOK_ALLOW_PRIVATE=1 (or allow_private) to allow it")
 
 

@@ -3,20 +3,28 @@
 Point 2: every failure of a delivery attempt, whatever raised, counts as one attempt (backoff, age limit,
 dead letter). Checked through a real receiver on loopback and a real Redis, for chosen answers that used
 to escape the count and, as a property, for any status, headers and body a receiver answers.
+Point 16: a WeCom message fits its 4096 bytes in bounded time. Point 9: IPv6 forms that carry an IPv4
+address are judged by that address; the GCP IPv6 and EKS metadata addresses are always refused.
+Tests named `test_audit_NN_…` fail on the code before the fix; the others guard against over-correcting.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import uuid
 
+import pytest
 import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from alerts.safety import check_address
 from newswatch import streamids
 from newswatch.config import Endpoint, Settings
+from newswatch.errors import UnsafeEndpoint
 from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
 from tests.waiting import wait_for
 
@@ -215,3 +223,41 @@ def test_audit_16_wecom_message_with_long_title_and_metadata_is_bounded(redis_cl
     assert any(c.startswith("**[美俄會談美俄會談") and "…" in c for c in contents)
     assert any(c.startswith("**[題題") for c in contents)
     assert redis_client.xlen(keys.dead) == 0
+
+
+@pytest.mark.parametrize("address, kind", [
+    ("64:ff9b::7f00:1", "loopback"), ("64:ff9b::a00:1", "private"), ("64:ff9b::c0a8:101", "private"),
+    ("64:ff9b::a9fe:101", "link-local"), ("::127.0.0.1", "loopback"), ("::10.0.0.1", "private"),
+    ("2002:7f00:1::1", "loopback"), ("64:ff9b:1::808:808", "non-global"),
+])
+def test_audit_09_ipv6_forms_carrying_a_private_ipv4_are_refused(address, kind):
+    # NAT64 and the deprecated IPv4-compatible form deliver to the IPv4 address in their last 32 bits
+    with pytest.raises(UnsafeEndpoint, match=kind):
+        check_address(address, allow_private=False)
+    assert check_address(address, allow_private=True)  # a local receiver may still be allowed
+
+
+@pytest.mark.parametrize("address", ["fd20:ce::254", "169.254.170.23", "::ffff:169.254.170.23",
+                                     "64:ff9b::a9fe:a9fe", "::169.254.169.254", "64:ff9b::6464:64c8"])
+def test_audit_09_metadata_addresses_are_refused_even_when_private_is_allowed(address):
+    with pytest.raises(UnsafeEndpoint, match="metadata"):
+        check_address(address, allow_private=True)
+
+
+def test_nat64_and_6to4_carrying_a_public_ipv4_still_pass():
+    for address in ("64:ff9b::808:808", "2002:808:808::1", "8.8.8.8", "2606:4700:4700::1111"):
+        assert check_address(address, allow_private=False)
+
+
+@pytest.mark.parametrize("url, said", [("http://[64:ff9b::a9fe:a9fe]/latest", "metadata"),
+                                       ("http://[::127.0.0.1]:9/hook", "loopback"),
+                                       ("http://[fd20:ce::254]/computeMetadata", "metadata")])
+def test_audit_09_alerts_command_refuses_them_with_exit_2(test_env, url, said):
+    # through the command line, with a deadline: a command that accepted the address would run forever
+    try:
+        done = subprocess.run([sys.executable, "-m", "newswatch.cli", "alerts"], capture_output=True, text=True,
+                              env=test_env | {"NEWSWATCH_WEBHOOK_URL": url}, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`newswatch alerts` accepted {url} and kept running")
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
