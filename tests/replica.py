@@ -342,14 +342,24 @@ def standard_site(per_page: int = 10, off_topic: int = 12, reprint: bool = True)
     return replica, expected
 
 
-def serve_forever(port: int = 8000) -> None:
-    """Serve the standard replica until interrupted: `python -m tests.replica [--port N]`."""
+def fresh_article() -> Article:
+    """An on-topic article the standard site does not have yet: what a later revisit should find."""
+    return topic_article(on_topic_texts()[2], SEED_ID + 88, published="2025年02月20日10:00:00")
+
+
+def serve_forever(port: int = 8000, publish_after: float | None = None) -> None:
+    """Serve the standard replica until interrupted: `python -m tests.replica [--port N] [--publish-after S]`."""
     replica, _ = standard_site()
     replica.start(port)
     print(f"replica of the site on {replica.url}  (list page: {replica.url}/international?page=1; Ctrl-C stops)",
           flush=True)
+    stop = threading.Event()
     try:
-        threading.Event().wait()
+        if publish_after is not None and not stop.wait(publish_after):
+            article = fresh_article()
+            replica.add(article)
+            print(f"published a new article: {replica.url}{article.path}", flush=True)
+        stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
@@ -362,11 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.replica",
                                      description="Serve a replica of 天天要聞 on 127.0.0.1 (no network needed).")
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
+    parser.add_argument("--publish-after", type=float, metavar="SECONDS",
+                        help="publish one new on-topic article this many seconds after starting")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port: expected 0-65535, got {args.port}")
+    if args.publish_after is not None and not args.publish_after >= 0:
+        parser.error(f"--publish-after: expected a number of seconds >= 0, got {args.publish_after}")
     try:
-        serve_forever(args.port)
+        serve_forever(args.port, args.publish_after)
     except OSError as exc:
         print(f"python -m tests.replica: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
