@@ -177,7 +177,7 @@ def probe_command(settings, url: str | None) -> int:
         print("verdict    FAIL: " + "; ".join(not_fetched + missed))
         if missed:
             print("           the site profile missed: fix its selectors in crawler/sites/daydaynews.toml "
-                  "(README: fixing selectors after a redesign)")
+                  "(docs/extraction-and-topics.md: fixing the selectors after a redesign)")
         else:
             print(f"           a network or server failure, not the site profile: check NEWSWATCH_SITE_URL "
                   f"({settings.site_url}), the network and any proxy settings, then probe again")
