@@ -16,6 +16,9 @@ import redis
 from newswatch.config import Settings
 from newswatch.defaults import Keys
 
+# the harness of `newswatch run` processes (daemons, site, daemon_env), for the scheduler tests
+pytest_plugins = ("tests.daemon_support",)
+
 TEST_REDIS_URL = os.environ.get("NWTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
