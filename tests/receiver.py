@@ -28,12 +28,13 @@ class PrintingReceiver(LoopbackServer):
         if method != "POST":
             respond(request, 405)
             return
-        respond(request, 204)
         try:
             title = json.loads(body)["data"]["title"]
         except (ValueError, KeyError, TypeError):
             title = f"({len(body)} bytes, not a newswatch item)"
+        # printed before the answer, so the lines come in the order the deliveries were accepted
         print(f"{request.headers.get('webhook-id')}  {self.verdict(body, request.headers)}  {title}", flush=True)
+        respond(request, 204)
 
     def verdict(self, body: bytes, headers) -> str:
         if not self.secret:

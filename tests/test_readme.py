@@ -152,3 +152,53 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "\n".join(broken)
     assert len(pages) >= 8, [p.name for p in pages]  # the README and the docs pages it links to
+
+
+# --- the quick start's helpers -------------------------------------------------------------------------
+
+def _start(args: list[str], out: Path) -> subprocess.Popen:
+    sink = out.open("wb")
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_quick_start_replica_publishes_a_new_article_and_receiver_checks_signatures(tmp_path):
+    import urllib.request
+
+    from alerts.signing import Signer
+    from tests.loopback import free_port
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    site_port, hook_port = free_port(), free_port()
+    site = _start(["tests.replica", "--port", str(site_port), "--publish-after", "0"], tmp_path / "site.out")
+    hook = _start(["tests.receiver", "--port", str(hook_port), "--secret", secret], tmp_path / "hook.out")
+    try:
+        assert wait_for(lambda: "published a new article" in (tmp_path / "site.out").read_text(), timeout=60), \
+            (tmp_path / "site.out").read_text()
+        page = urllib.request.urlopen(f"http://127.0.0.1:{site_port}/international?page=1", timeout=10).read()
+        assert b"/international/3930700.html" in page  # the article the quick start's revisit finds
+
+        assert wait_for(lambda: "receiving webhooks" in (tmp_path / "hook.out").read_text(), timeout=60)
+        body = json.dumps({"type": "article.new", "data": {"title": "美俄會談"}}, ensure_ascii=False).encode()
+        for msg_id, key in (("daydaynews-1", secret), ("daydaynews-2", "whsec_" + "QUFB" * 8)):
+            stamp = int(time.time())
+            request = urllib.request.Request(f"http://127.0.0.1:{hook_port}/hook", data=body, method="POST", headers={
+                "content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(stamp),
+                "webhook-signature": Signer((key,)).signature(msg_id, stamp, body)})
+            assert urllib.request.urlopen(request, timeout=10).status == 204
+        assert wait_for(lambda: (tmp_path / "hook.out").read_text().count("\n") >= 3, timeout=30)
+        lines = (tmp_path / "hook.out").read_text().splitlines()[1:]
+        assert lines[0] == "daydaynews-1  signature ok  美俄會談"
+        assert lines[1].startswith("daydaynews-2  SIGNATURE BAD")
+    finally:
+        _stop(site)
+        _stop(hook)
