@@ -5,20 +5,17 @@ An entry holds `endpoint`, `group`, `entry` (the item stream's entry id), `id` (
 it in its group and forgetting its retry record happen in one transaction, so an item is never both lost
 and acknowledged, nor dead-lettered twice.
 
-`replay()` (`newswatch alerts --replay-dead`) sends each dead letter once more to its endpoint; a delivered
-one is removed from the dead-letter stream, a failed one stays with its new error.
+`replay()` (`newswatch alerts --replay-dead`) sends each dead letter once more to its endpoint, through the
+same attempt as the runner (`attempt.EndpointDelivery`): a delivered one is removed from the dead-letter
+stream, a failed one stays (its failure is logged), and a 410 disables the endpoint as in the runner.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
-from alerts import formats
-from alerts.delivery import Sender, deliver
-from alerts.ratelimit import RateLimiter
-from newswatch.errors import DeliveryError, UnsafeEndpoint
+from alerts.attempt import EndpointDelivery, mark_gone, read_item
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +40,10 @@ def move_to_dead(client, keys, *, endpoint: str, entry_id: str, msg_id: str, dat
 
 
 def replay(client, settings) -> tuple[int, int]:
-    """Send every dead letter once more; (delivered, still dead)."""
+    """Send every dead letter once more, the way the runner sends (`attempt`); (delivered, still dead)."""
     keys = settings.keys
     endpoints = {e.name: e for e in settings.endpoints}
-    fmts, senders, limiters = {}, {}, {}
+    deliveries: dict[str, tuple[EndpointDelivery, object]] = {}
     delivered = kept = 0
     start = "-"
     try:
@@ -68,33 +65,29 @@ def replay(client, settings) -> tuple[int, int]:
                     log.warning("endpoint %r is disabled (it answered 410); its dead letters are kept", name)
                     kept += 1
                     continue
-                if name not in fmts:
-                    fmts[name] = formats.for_endpoint(endpoint)
-                    senders[name] = Sender(timeout=settings.webhook_timeout,
-                                           allow_private=endpoint.allow_private)
-                    rate = fmts[name].rate_per_minute
-                    limiters[name] = RateLimiter(client, keys.rate(name), rate) if rate else None
                 try:
-                    item = json.loads(fields.get("data", ""))
+                    item = read_item(fields.get("data", ""))
                 except ValueError:
                     log.warning("dead letter %s holds no readable item; kept", _text(dead_id))
                     kept += 1
                     continue
-                if limiters[name] is not None:
-                    time.sleep(limiters[name].reserve())
-                request = fmts[name].request(item, fields.get("id") or fields.get("entry", ""),
-                                             formats.event_time(fields.get("entry", "")))
-                try:
-                    deliver(senders[name], fmts[name], request)
-                except (DeliveryError, UnsafeEndpoint) as exc:
-                    log.warning("replay of item %s to endpoint %r failed: %s; kept", fields.get("id"), name, exc)
+                if name not in deliveries:
+                    delivery = EndpointDelivery(client, settings, endpoint)
+                    deliveries[name] = (delivery, delivery.sender())
+                delivery, sender = deliveries[name]
+                result = delivery.attempt(sender, item, fields.get("id") or fields.get("entry", ""),
+                                          fields.get("entry", ""))
+                if result.gone is not None:
+                    mark_gone(client, keys, name, result.gone)
+                if not result.delivered:
+                    log.warning("replay of item %s to endpoint %r failed: %s; kept", fields.get("id"), name,
+                                result.error)
                     kept += 1
                     continue
                 client.xdel(keys.dead, dead_id)
                 delivered += 1
                 log.info("replayed item %s to endpoint %r", fields.get("id"), name)
     finally:
-        for sender in senders.values():
+        for _, sender in deliveries.values():
             sender.close()
     return delivered, kept
-

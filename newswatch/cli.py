@@ -129,7 +129,7 @@ def _dispatch(args, settings) -> int:
 
         return status_command(settings, as_json=args.json)
     if args.command == "alerts":
-        from alerts.worker import alerts_command  # lazy: see the module's docstring
+        from alerts.command import alerts_command  # lazy: see the module's docstring
 
         return alerts_command(settings, replay_dead=args.replay_dead, enable=args.enable)
     raise InputError(f"unknown command {args.command!r}")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from alerts.command import alerts_command
 from alerts.delivery import retry_after_seconds
-from alerts.worker import alerts_command
 from newswatch.errors import UnsafeEndpoint
 from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
 from tests.loopback import free_port
@@ -200,3 +200,23 @@ def test_alerts_command_refuses_unsafe_endpoint_with_exit_2(make_settings, capsy
     settings = make_settings(NEWSWATCH_WEBHOOK_URL="http://169.254.169.254/latest/meta-data")
     assert alerts_command(settings) == 2
     assert "metadata" in capsys.readouterr().err
+
+
+def test_replay_takes_the_runners_delivery_path(redis_client, keys, make_settings, tmp_path):
+    # --replay-dead sends as the runner does: an odd answer is one failed attempt (kept, no traceback),
+    # a 410 disables the endpoint as a 410 to the runner does.
+    with Receiver(default=Answer(500)) as receiver:
+        settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_MAX_ATTEMPTS="1", **FAST)
+        publish(redis_client, keys, [item(1)])
+        with running_worker(redis_client, settings):
+            assert wait_for(lambda: len(dead_letters(redis_client, keys)) == 1)
+        receiver.default = Answer(429, headers={"Retry-After": "²"})
+        assert alerts_command(settings, replay_dead=True) == 1
+        assert len(dead_letters(redis_client, keys)) == 1
+        receiver.default = Answer(410)
+        assert alerts_command(settings, replay_dead=True) == 1
+        assert redis_client.exists(keys.disabled("default"))
+        assert len(dead_letters(redis_client, keys)) == 1
+        before = len(receiver.requests)
+        assert alerts_command(settings, replay_dead=True) == 1  # disabled: kept without sending
+        assert len(receiver.requests) == before

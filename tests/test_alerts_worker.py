@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 from newswatch.groups import acked_floor
+from newswatch.shutdown import SIGNAL_DEBOUNCE
 from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
 from tests.waiting import wait_for
 
@@ -118,9 +120,11 @@ def test_second_signal_forces_exit(redis_client, keys, test_env, tmp_path):
         assert receiver.wait_count(1)
         proc.send_signal(signal.SIGTERM)
         assert wait_for(lambda: b"finishing deliveries" in (tmp_path / "worker-force.log").read_bytes())
+        time.sleep(SIGNAL_DEBOUNCE + 0.5)  # past the debounce: a second request, not the first delivered twice
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 1
     assert pending(redis_client, keys) == 1  # not acknowledged: delivered again after the next start
+    assert not redis_client.exists(keys.consumer_lease("default", "force"))  # the name was given back
 
 
 def test_acked_floor_is_the_oldest_entry_some_group_still_needs(redis_client, keys, make_settings):

@@ -1,0 +1,89 @@
+"""One delivery attempt of one item to one endpoint: the path the runner and `--replay-dead` share.
+
+`EndpointDelivery.attempt` waits for the endpoint's rate-limit slot, builds the request in the endpoint's
+format, sends it and classifies the answer. Whatever raised on the way (an answer nobody foresaw, an item a
+format cannot render) is one failed attempt, returned as a `Result`: the caller counts it, so a delivery
+can never be retried without its attempt being counted. Only a Redis error (the rate-limit slot) escapes:
+that is the caller's bookkeeping failing, not the receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from alerts import formats
+from alerts.delivery import Sender, deliver
+from alerts.ratelimit import RateLimiter
+from newswatch.errors import DeliveryError, EndpointGone, UnsafeEndpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    delivered: bool = False
+    gone: EndpointGone | None = None  # the receiver answered 410: the endpoint is to be disabled
+    error: str = ""  # why the attempt failed (no URL or secret in it)
+    retry_after: float | None = None
+    permanent: bool = False
+    interrupted: bool = False  # a stop came while waiting for a rate-limit slot: nothing was sent
+
+
+def read_item(data: str) -> dict:
+    """The item of a stream entry's `data` field; ValueError when it is not a JSON object."""
+    item = json.loads(data)
+    if not isinstance(item, dict):
+        raise ValueError("not an object")
+    return item
+
+
+def mark_gone(client, keys, name: str, exc: Exception) -> None:
+    """Record that an endpoint answered 410: its items wait until `newswatch alerts --enable <name>`."""
+    record = json.dumps({"since": time.time(), "reason": str(exc)})
+    if client.set(keys.disabled(name), record, nx=True):
+        log.error("endpoint %r answered %s: disabled; its items are kept, undelivered, until "
+                  "`newswatch alerts --enable %s`", name, exc, name)
+
+
+class EndpointDelivery:
+    """What delivering to one endpoint needs whatever the item's source: its format, rate limit and
+    sender settings. Reads settings `webhook_timeout` and the endpoint's format, secrets, rate."""
+
+    def __init__(self, client, settings, endpoint):
+        self.name = endpoint.name
+        self.endpoint = endpoint
+        self.fmt = formats.for_endpoint(endpoint)
+        rate = self.fmt.rate_per_minute
+        self.limiter = RateLimiter(client, settings.keys.rate(self.name), rate) if rate else None
+        self.timeout = settings.webhook_timeout
+
+    def sender(self) -> Sender:
+        """A connection holder for one thread (senders are not thread-safe)."""
+        return Sender(timeout=self.timeout, allow_private=self.endpoint.allow_private)
+
+    def attempt(self, sender: Sender, item: dict, msg_id: str, entry_id: str,
+                stop: threading.Event | None = None) -> Result:
+        if self.limiter is not None:
+            wait = self.limiter.reserve()
+            if wait > 0:
+                if stop is not None and stop.wait(wait):
+                    return Result(interrupted=True)
+                if stop is None:
+                    time.sleep(wait)
+        try:
+            request = self.fmt.request(item, msg_id, formats.event_time(entry_id))
+            deliver(sender, self.fmt, request)
+        except EndpointGone as exc:
+            return Result(gone=exc, error=str(exc))
+        except (DeliveryError, UnsafeEndpoint) as exc:
+            return Result(error=str(exc), retry_after=getattr(exc, "retry_after", None),
+                          permanent=getattr(exc, "permanent", False))
+        except Exception as exc:  # noqa: BLE001 - whatever raised, one failed attempt: the caller counts it
+            # an answer (or item) the code did not foresee: a bug to fix, but still only one attempt
+            log.warning("endpoint %r: unexpected error delivering item %s", self.name, msg_id, exc_info=exc)
+            return Result(error=f"{exc.__class__.__name__}: {exc}")
+        return Result(delivered=True)

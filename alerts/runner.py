@@ -1,0 +1,324 @@
+"""The delivery of one endpoint's items: a dispatcher thread and a pool of delivery threads.
+
+One consumer group per endpoint (`alerts:<name>`) and one `EndpointRunner` per endpoint, each with its own
+dispatcher thread and `webhook_concurrency` delivery threads, so a slow, failing or rate-limited endpoint
+never delays another. For each endpoint:
+
+* at start the runner re-reads its own pending entries (those it had read but not acknowledged before a
+  crash) and schedules them at the time their retry record says;
+* it reads new entries only when a delivery thread is free, so nothing waits in memory unowned;
+* entries of a dead consumer that sit untouched for `webhook_claim_idle` seconds are taken over with
+  `XAUTOCLAIM`; a live worker touches its own pending entries well within that time, so they stay its own;
+* `XACK` follows a successful delivery only; a failed attempt (whatever raised: `attempt`) is counted and
+  retried with backoff (`retry`), and after `webhook_max_attempts` attempts or `webhook_max_age` seconds
+  the item goes to the dead letters;
+* a 410 disables the endpoint (`keys.disabled`): its items stay pending until `newswatch alerts --enable`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import threading
+import time
+
+import redis
+
+from alerts.attempt import EndpointDelivery, Result, mark_gone, read_item
+from alerts.deadletters import move_to_dead
+from alerts.delivery import Sender
+from alerts.lease import ConsumerLease
+from alerts.membership import Membership
+from alerts.retry import RetryBook, RetryPolicy
+from newswatch.addresses import check_endpoint
+from newswatch.groups import ensure_group
+
+log = logging.getLogger(__name__)
+
+DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was enabled again
+MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
+MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
+REDIS_ERROR_PAUSE = 1.0
+
+
+class EndpointRunner:
+    """Delivers the items of one endpoint. Reads settings webhook_* (timeout, concurrency, backoff,
+    max attempts and age, claim idle time, consumer) and the endpoint's own url, secrets, format,
+    allow_private and rate_per_minute."""
+
+    def __init__(self, client, settings, endpoint, consumer_base: str):
+        self.client = client
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        check_endpoint(endpoint)  # a literal address is refused now, at start; names at each connection
+        self.delivery = EndpointDelivery(client, settings, endpoint)
+        self.fmt = self.delivery.fmt
+        self.policy = RetryPolicy.from_settings(settings)
+        keys = settings.keys
+        self.keys = keys
+        self.stream, self.group = keys.items, keys.group(self.name)
+        self.disabled_key = keys.disabled(self.name)
+        self.book = RetryBook(client, keys.retry(self.name))
+        self.concurrency = settings.webhook_concurrency
+        self.timeout = settings.webhook_timeout
+        self.claim_idle = settings.webhook_claim_idle
+        self.lookback = settings.webhook_max_age
+        self.lease = ConsumerLease(client, lambda n: keys.consumer_lease(self.name, n), consumer_base,
+                                   ttl=max(2 * self.claim_idle, 5.0))
+        self.consumer = consumer_base
+        self.member = Membership(client, self.stream, self.group, consumer_base)
+        self.stats = {"delivered": 0, "failed_attempts": 0, "dead": 0, "claimed": 0}
+        self._stats_lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, str, dict | None]] = []
+        self._seq = itertools.count()
+        self._known: set[str] = set()  # entry ids scheduled or in flight in this process
+        self._interrupted: dict[str, int] = {}  # entry id -> deliveries in a row cut short by Redis errors
+        self._inflight = 0
+        self._work: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._disabled_until_check = 0.0
+        self._disabled = False
+
+    # -- the dispatcher ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self._stop = stop
+        with self._cv:  # a restart after an error begins from what Redis holds, not from memory
+            self._heap.clear()
+            self._known.clear()
+            self._inflight = 0
+        self._work = queue.Queue()
+        self.consumer = self.member.consumer = self.lease.acquire()
+        ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
+        threads = [threading.Thread(target=self._deliveries, name=f"alerts-{self.name}-{n}", daemon=True)
+                   for n in range(self.concurrency)]
+        for thread in threads:
+            thread.start()
+        log.info("alert worker for endpoint %r (%s) runs as consumer %r of group %r",
+                 self.name, self.fmt.name, self.consumer, self.group)
+        try:
+            self._recover_own()
+            next_heartbeat = next_claim = 0.0
+            while not stop.is_set():
+                try:
+                    now = time.monotonic()
+                    if now >= next_heartbeat:
+                        self._heartbeat()
+                        next_heartbeat = now + self.claim_idle / 3
+                    if self._is_disabled():
+                        stop.wait(DISABLED_POLL)
+                        continue
+                    if now >= next_claim:
+                        self._claim_stale()
+                        next_claim = now + self.claim_idle / 2
+                    self._dispatch_due()
+                    free = self._free()
+                    wait = min(MAX_BLOCK, max(0.0, next_heartbeat - time.monotonic()), self._until_due())
+                    if free > 0 and len(self._heap) < MAX_SCHEDULED:
+                        self._read_new(free, wait)
+                    else:
+                        with self._cv:
+                            self._cv.wait(timeout=max(wait, 0.01))
+                except redis.RedisError as exc:
+                    if "NOGROUP" in str(exc):  # the stream or group was deleted under us
+                        ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
+                        continue
+                    log.warning("endpoint %r: Redis error (%s); retrying", self.name, exc)
+                    stop.wait(REDIS_ERROR_PAUSE)
+        finally:
+            with self._cv:  # finish what is in flight; what was not started stays pending in Redis
+                while self._inflight:
+                    self._cv.wait(timeout=0.5)
+            for _ in threads:
+                self._work.put(None)
+            for thread in threads:
+                thread.join(timeout=self.timeout * 2 + 1)
+            try:
+                self.lease.release()
+            except redis.RedisError:
+                pass
+            log.info("alert worker for endpoint %r stopped (%s)", self.name, self.stats)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += n
+
+    def _free(self) -> int:
+        # up to one extra batch queued behind the running deliveries, so a thread that finishes finds
+        # its next item without waiting for a Redis round trip; queued items are pending in Redis (ours)
+        with self._cv:
+            return 2 * self.concurrency - self._inflight
+
+    def _until_due(self) -> float:
+        with self._cv:
+            return max(0.0, self._heap[0][0] - time.time()) if self._heap else MAX_BLOCK
+
+    def _schedule(self, entry_id: str, fields: dict | None, due: float) -> None:
+        with self._cv:
+            self._known.add(entry_id)
+            heapq.heappush(self._heap, (due, next(self._seq), entry_id, fields))
+            self._cv.notify_all()
+
+    def _dispatch(self, entry_id: str, fields: dict | None, fresh: bool) -> None:
+        with self._cv:
+            self._known.add(entry_id)
+            self._inflight += 1
+        self._work.put((entry_id, fields, fresh))
+
+    def _dispatch_due(self) -> None:
+        now = time.time()
+        while True:
+            with self._cv:
+                if not self._heap or self._heap[0][0] > now or self._inflight >= 2 * self.concurrency:
+                    return
+                _, _, entry_id, fields = heapq.heappop(self._heap)
+                self._inflight += 1
+            self._work.put((entry_id, fields, False))
+
+    def _read_new(self, count: int, wait: float) -> None:
+        for entry_id, fields in self.member.read_new(count, int(wait * 1000)):
+            self._dispatch(entry_id, fields, fresh=True)
+
+    def _schedule_recorded(self, entries) -> None:
+        """Schedule entries at the time their retry records say (now, when they have none)."""
+        states = self.book.get_many([entry_id for entry_id, _ in entries])
+        for entry_id, fields in entries:
+            state = states.get(entry_id)
+            self._schedule(entry_id, fields, state.next_at if state else 0.0)
+
+    def _recover_own(self) -> None:
+        """Entries this consumer read before a crash or restart: scheduled as their retry records say."""
+        total = 0
+        for page in self.member.own_pending():
+            self._schedule_recorded(page)
+            total += len(page)
+        if total:
+            log.info("endpoint %r: resuming %d pending deliveries of consumer %r", self.name, total, self.consumer)
+
+    def _heartbeat(self) -> None:
+        """Keep our own pending entries from looking abandoned, and adopt any we do not know of."""
+        self.lease.refresh()
+        for ids in self.member.touch_own():
+            with self._cv:
+                orphans = [i for i in ids if i not in self._known]
+            for entry_id in orphans:  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
+                self._schedule(entry_id, self.member.entry(entry_id), 0.0)
+
+    def _claim_stale(self) -> None:
+        claimed = 0
+        for page in self.member.claim_stale(self.claim_idle):
+            with self._cv:
+                fresh = [(entry_id, fields) for entry_id, fields in page if entry_id not in self._known]
+            self._schedule_recorded(fresh)
+            claimed += len(fresh)
+        if claimed:
+            self._count("claimed", claimed)
+            log.info("endpoint %r: took over %d stale deliveries of other consumers", self.name, claimed)
+
+    def _is_disabled(self) -> bool:
+        now = time.monotonic()
+        if now >= self._disabled_until_check:
+            was = self._disabled
+            self._disabled = bool(self.client.exists(self.disabled_key))
+            self._disabled_until_check = now + (DISABLED_POLL if self._disabled else MAX_BLOCK * 4)
+            if was and not self._disabled:
+                log.info("endpoint %r was enabled again; delivering its waiting items", self.name)
+        return self._disabled
+
+    # -- the delivery threads ------------------------------------------------------------------------
+    def _deliveries(self) -> None:
+        sender = self.delivery.sender()
+        try:
+            while True:
+                job = self._work.get()
+                if job is None:
+                    return
+                entry_id, fields, fresh = job
+                try:
+                    if self._stop.is_set():  # not started yet: left pending, resumed on the next start
+                        self._forget(entry_id)
+                        continue
+                    self._attempt(sender, entry_id, fields, fresh)
+                except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
+                    # No attempt can be recorded in Redis now; the wait still grows with each interruption.
+                    with self._cv:
+                        streak = self._interrupted[entry_id] = self._interrupted.get(entry_id, 0) + 1
+                    delay = self.policy.delay(streak)
+                    log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again in %.1fs",
+                                self.name, entry_id, exc.__class__.__name__, exc, delay)
+                    self._schedule(entry_id, fields, time.time() + delay)
+                finally:
+                    with self._cv:
+                        self._inflight -= 1
+                        self._cv.notify_all()
+        finally:
+            sender.close()
+
+    def _forget(self, entry_id: str) -> None:
+        with self._cv:
+            self._known.discard(entry_id)
+            self._interrupted.pop(entry_id, None)
+
+    def _attempt(self, sender: Sender, entry_id: str, fields: dict | None, fresh: bool) -> None:
+        if self._disabled:  # read just before a 410 disabled the endpoint: it waits with the others
+            self._schedule(entry_id, fields, 0.0)
+            return
+        if not fresh and not self.member.owns(entry_id):
+            self._forget(entry_id)  # another worker took it over while we waited: it is theirs now
+            return
+        if fields is None:
+            log.warning("endpoint %r: entry %s was deleted from the stream before delivery", self.name, entry_id)
+            self._ack(entry_id)
+            return
+        data = fields.get("data", "")
+        try:
+            item = read_item(data)
+        except ValueError:
+            move_to_dead(self.client, self.keys, endpoint=self.name, entry_id=entry_id,
+                         msg_id=fields.get("id", entry_id), data=data, error="item is not a JSON object", attempts=0)
+            self._count("dead", 1)
+            self._forget(entry_id)
+            return
+        msg_id = str(item.get("id") or fields.get("id") or entry_id)
+        state = None if fresh else self.book.get(entry_id)
+        result = self.delivery.attempt(sender, item, msg_id, entry_id, self._stop)
+        if result.interrupted:
+            self._forget(entry_id)  # stopping: it stays pending and is resumed on the next start
+        elif result.gone is not None:
+            self._disable(result.gone)
+            self._schedule(entry_id, fields, 0.0)
+        elif not result.delivered:
+            self._failed(entry_id, fields, msg_id, data, state, result)
+        else:
+            self._ack(entry_id)
+            self._count("delivered", 1)
+
+    def _ack(self, entry_id: str) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, self.group, entry_id)
+        self.book.clear(pipe, entry_id)
+        pipe.execute()
+        self._forget(entry_id)
+
+    def _failed(self, entry_id, fields, msg_id, data, state, result: Result) -> None:
+        now = time.time()
+        state = self.policy.failed(state, result.error, now, result.retry_after)
+        self._count("failed_attempts", 1)
+        if result.permanent or self.policy.exhausted(state, now):
+            move_to_dead(self.client, self.keys, endpoint=self.name, entry_id=entry_id, msg_id=msg_id,
+                         data=data, error=result.error, attempts=state.attempts)
+            self._count("dead", 1)
+            self._forget(entry_id)
+            return
+        self.book.put(entry_id, state)
+        log.warning("delivery of item %s to endpoint %r failed (attempt %d of %d): %s; next attempt in %.1fs",
+                    msg_id, self.name, state.attempts, self.policy.max_attempts, result.error, state.next_at - now)
+        self._schedule(entry_id, fields, state.next_at)
+
+    def _disable(self, exc: Exception) -> None:
+        mark_gone(self.client, self.keys, self.name, exc)
+        with self._cv:
+            self._disabled = True
+            self._disabled_until_check = time.monotonic() + DISABLED_POLL
