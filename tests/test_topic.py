@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -269,3 +270,15 @@ def test_the_topic_field_explains_itself_and_fits_the_schema(topic):
     assert set(field) == {"name", "score", "matched", "entities", "passages"}
     assert field["passages"] and all(len(p) <= 200 for p in field["passages"])
     jsonschema.validate(field, schema["properties"]["topic"])
+
+
+def test_a_headline_naming_another_story_halves_the_score_but_one_naming_both_sides_does_not(topic):
+    body = ("白宫表示，特使威特科夫与普京在莫斯科会谈近五小时，双方同意继续磋商。\n"
+            "克里姆林宫助理乌沙科夫说，会谈富有成效，普京与特朗普可能再次通话。")
+    other = topic.match("中俄元首视频会晤 普京答允访华", body)
+    sanctions = topic.match("美国暂缓对俄新制裁 为和谈留出空间", body)
+    plain = topic.match("威特科夫莫斯科会晤普京", body)
+    unpenalised = dataclasses.replace(topic, against_factor=1.0).match("中俄元首视频会晤 普京答允访华", body)
+    assert unpenalised.on_topic and other.score == round(unpenalised.score * 0.5, 3)
+    assert not other.on_topic and other.passages[0] == "中俄元首视频会晤 普京答允访华"
+    assert sanctions.on_topic and plain.on_topic
