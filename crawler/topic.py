@@ -1,13 +1,16 @@
 """The topic filter: is an article about the topic? A topic is data (`crawler/topics/<name>.toml`).
 
 A topic names sides (for the default: the US side, the Russian side, talks and contacts), each a table of
-terms with weights, plus compound terms that stand for several sides at once (美俄). Matching runs on text
-folded to Simplified script (`crawler.normalize.to_simplified`), so a file written in Simplified serves
-the site's Traditional pages and Simplified reprints alike.
+entities with weights, plus compound terms that stand for several sides at once (美俄); its alias files
+(`crawler/aliases.py`) fold every regional variant (川普, 普丁) to its entity. Matching runs on text
+folded to Simplified script (`crawler.normalize.to_simplified`), so one file serves the site's
+Traditional pages and Simplified reprints alike.
 
 Scoring demands that the sides meet: a window (a paragraph, or a run of its sentences) scores only when
-every required side has a term in it, so a long mixed text that names each side somewhere, apart, scores
-nothing. The file's header comment spells the formula out for users writing their own topic.
+every required side is in it or, within `borrow` sides, in its `context` neighbours or a title that says
+something; mentions far apart score nothing, and a title naming another story (`against`) cuts the
+score. The default file's header and docs/topics.md spell the formula out; a file without the new keys
+scores exactly as the rule before them.
 
 Reads the setting `NEWSWATCH_TOPICS` (through `Settings.topics`, handed to `load_topic`).
 """
