@@ -64,6 +64,9 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: 
             "crawler.middlewares.RetryAfterMiddleware": 550,
             # Before anything is sent: requests (and redirects) that leave the site's origin are dropped.
             "crawler.middlewares.OriginGuardMiddleware": 50,
+            # robots.txt kept in Redis across passes, its Crawl-delay honoured: replaces Scrapy's, in its place.
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.robots.CachedRobotsTxtMiddleware": 100,
         },
         "SPIDER_MIDDLEWARES": {},
         "ITEM_PIPELINES": {

@@ -33,6 +33,12 @@ DEFAULT_USER_AGENT = "newswatch/{version} (+https://github.com/newswatch/newswat
 DEFAULT_MAX_PAGES = 5  # list pages per category per pass
 DEFAULT_SEEN_DAYS = 90
 DEFAULT_MAX_FETCH_FAILURES = 5
+# robots.txt is kept in Redis across passes (newswatch/robots.py): RFC 9309 allows up to 24 h; a site's
+# Cache-Control may shorten that, but not below an hour; an expired copy is kept a week longer for its
+# validators (the refresh is conditional) and to stand in while the site fails to answer.
+ROBOTS_MAX_AGE = 24 * 3600
+ROBOTS_MIN_AGE = 3600
+ROBOTS_KEEP_STALE = 7 * 24 * 3600
 
 # Dedupe
 DEFAULT_DEDUPE_RETENTION_DAYS = 30
@@ -156,6 +162,11 @@ class Keys:
     @property
     def failed_streak(self) -> str:
         return self._k("failed-streak")
+
+    def robots(self, origin: str) -> str:
+        """Hash: the robots.txt of an origin (scheme://host:port) with its validators, expiry, Crawl-delay
+        and the time of our last request while that delay applied (newswatch/robots.py)."""
+        return self._k("robots", origin)
 
     @property
     def conditional(self) -> str:

@@ -47,6 +47,7 @@ from scheduler.child import KILL_GRACE
 from scheduler.leader import LeaderLock
 from scheduler.revisit import Revisits
 from scheduler.schedule import build_trigger, describe
+from scheduler.spacing import crawl_delay_wait, defer
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +187,18 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_TIME},
             timezone=tz)
         self.revisits.allow()
-        scheduler.add_job(self.revisits.run, trigger=build_trigger(self.settings), id="revisit", name="revisit",
+        scheduler.add_job(self._revisit, trigger=build_trigger(self.settings), id="revisit", name="revisit",
                           next_run_time=datetime.now(tz))  # the first revisit right away
         scheduler.start()
         self.scheduler = scheduler
+
+    def _revisit(self) -> None:
+        """The revisit job; deferred while the site's Crawl-delay has not passed (scheduler/spacing.py)."""
+        wait, scheduler = crawl_delay_wait(self.client, self.settings), self.scheduler
+        if wait > 0 and scheduler is not None:
+            defer(scheduler, self._revisit, wait, scheduler.timezone)
+            return
+        self.revisits.run()
 
     def _step_down(self, why: str) -> None:
         """Stop scheduling at once, and kill a revisit still running: another daemon may lead now."""

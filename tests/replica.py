@@ -15,6 +15,7 @@ import html
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class Replica(LoopbackServer):
         self.recommended = recommended
         self.articles: dict[int, Article] = {}
         self.robots_txt = "User-agent: *\nDisallow: /private/\n"
+        self.robots_headers: dict[str, str] = {}  # extra headers of robots.txt (e.g. Cache-Control)
+        self.arrivals: list[tuple[float, str]] = []  # (time.monotonic(), path) of every request
         self.requests: Counter = Counter()       # path (with query) -> count
         self.log: list[tuple[str, str, int, int]] = []  # (method, path, status, bytes)
         self.faults: dict[str, Callable[[BaseHTTPRequestHandler], bool]] = {}
@@ -108,6 +111,7 @@ class Replica(LoopbackServer):
         with self._lock:
             self.requests.clear()
             self.log.clear()
+            self.arrivals.clear()
 
     # -- rendering --------------------------------------------------------------------------------
     def render_list(self, category: str, page: int) -> str | None:
@@ -181,6 +185,7 @@ class Replica(LoopbackServer):
     def _handle(self, h: BaseHTTPRequestHandler, head: bool = False) -> None:
         with self._lock:
             self.requests[h.path] += 1
+            self.arrivals.append((time.monotonic(), h.path))
         fault = self.faults.get(h.path) or self.faults.get(urlsplit(h.path).path)
         if fault is not None and fault(h):
             with self._lock:
@@ -199,7 +204,9 @@ class Replica(LoopbackServer):
         parts = urlsplit(h.path)
         html_type = {"Content-Type": "text/html; charset=utf-8"}
         if parts.path == "/robots.txt":
-            return 200, self.robots_txt, {"Content-Type": "text/plain"}
+            # with an ETag (answered 304 when it matches, as list pages are), so a refresh can be conditional
+            etag = '"' + hashlib.sha1(self.robots_txt.encode()).hexdigest()[:16] + '"'
+            return 200, self.robots_txt, {"Content-Type": "text/plain", "ETag": etag, **self.robots_headers}
         segments = [s for s in parts.path.split("/") if s]
         if segments and segments[0] in ("zh-tw", "zh-hant", "zh-cn"):
             segments = segments[1:]
