@@ -10,9 +10,9 @@
 3. Anchor, side by side against the same server: a naive recrawl — a bare Scrapy spider that fetches
    robots.txt, the first list page (no conditional request) and every article it lists.
 
-Expected for newswatch: two requests per idle revisit (robots.txt, which each pass's fresh process reads
-once, and the first list page answered 304 Not Modified) and no article page. Results go to
-bench/results/idle_revisit.txt.
+Expected for newswatch: one request per idle revisit (the first list page answered 304 Not Modified: the
+robots.txt the full pass read is kept in Redis for 24 hours, crawler/robots.py) and no article page.
+Results go to bench/results/idle_revisit.txt.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ MARKERS = re.compile(r"(<!-- settings:start -->\n).*?(<!-- settings:end -->)", r
 
 sys.path.insert(0, str(ROOT))
 from newswatch.config import SPECS  # noqa: E402
+from newswatch.defaults import DEFAULT_INTERVAL  # noqa: E402
 
 # Defaults computed at run time, described in words.
 SPECIAL = {"data_dir": "`$XDG_DATA_HOME/newswatch` or `~/.local/share/newswatch`",
-           "interval": "600 (unless `NEWSWATCH_CRON`)", "user_agent": "`newswatch/<version> (…)`",
+           "interval": f"{DEFAULT_INTERVAL} (unless `NEWSWATCH_CRON`)", "user_agent": "`newswatch/<version> (…)`",
            "analysis_processes": "1 on a multi-core machine, else 0"}
 
 

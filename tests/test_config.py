@@ -20,7 +20,7 @@ def test_defaults():
     s = Settings.load({})
     assert s.site_url == "https://daydaynews.cc"
     assert s.categories == ("international",)
-    assert s.effective_interval == 600
+    assert s.effective_interval == 60 and s.jitter == 10  # docs/performance.md: time to alert at the defaults
     assert s.download_timeout == 30.0
     assert s.timezone == "Asia/Shanghai"
     assert s.key_prefix == "newswatch" and s.keys.items == "newswatch:items"
