@@ -6,10 +6,6 @@ extension is not configured.
 
 from __future__ import annotations
 
-from scrapy import signals
-from scrapy.exceptions import NotConfigured
-from twisted.internet import task
-
 # `errors` counts every failed page; `http_errors`, `timeouts`, `connection_errors`, `too_large`,
 # `offsite_blocked`, `analysis_errors` and `analysis_timeouts` say why (one of them per failed page), so a run's summary names
 # the reason.
@@ -26,10 +22,14 @@ def counts(stats) -> dict[str, int]:
 class Progress:
     def __init__(self, stats, callback, interval: float = 1.0):
         self.stats, self.callback, self.interval = stats, callback, interval
-        self.loop: task.LoopingCall | None = None
+        self.loop = None  # a twisted LoopingCall while the spider runs
 
     @classmethod
     def from_crawler(cls, crawler):
+        # lazy: COUNTERS is read by the poll that ends an idle pass without importing Scrapy (crawler/poll.py)
+        from scrapy import signals
+        from scrapy.exceptions import NotConfigured
+
         callback = crawler.settings.get("NEWSWATCH_PROGRESS")
         if callback is None:
             raise NotConfigured
@@ -39,6 +39,8 @@ class Progress:
         return ext
 
     def spider_opened(self, spider):
+        from twisted.internet import task  # lazy: see from_crawler
+
         self.loop = task.LoopingCall(lambda: self.callback(counts(self.stats)))
         self.loop.start(self.interval, now=False)
 

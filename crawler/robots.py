@@ -12,8 +12,8 @@ and the next pass asks again.
 Crawl-delay: when the site asks newswatch's user agent for one, the site's download slot waits that long
 between requests (AutoThrottle may lengthen it, never shorten it; no random jitter below it), and the
 first request of a pass waits until that long after the previous pass's last request, which the record
-keeps. The scheduler reads the same delay to space the passes (scheduler/spacing.py), so a pass seldom
-has to wait.
+keeps; each delay counts from the site's answer. The scheduler reads the same delay to space the passes
+(scheduler/spacing.py), so a pass seldom has to wait.
 
 Reads the settings `NEWSWATCH` (site_url, keys, Redis), `ROBOTSTXT_OBEY`, `USER_AGENT`.
 """
@@ -53,6 +53,7 @@ class CachedRobotsTxtMiddleware(RobotsTxtMiddleware):
         self.cache = RobotsCache(self.client, settings.keys, settings.site_url)
         self.crawl_delay = 0.0
         self.paced: set[str] = set()
+        self.answered = 0.0  # time.monotonic() of the latest answer from the site (robots.txt included)
         crawler.signals.connect(self._closed, signal=signals.spider_closed)
 
     def _closed(self, spider, reason):
@@ -71,8 +72,14 @@ class CachedRobotsTxtMiddleware(RobotsTxtMiddleware):
         return None
 
     def process_response(self, request, response, spider=None):
+        # The delay is counted from the site's answer, not from when the request left: a slow answer
+        # must not shorten the gap the site sees between two requests.
+        self.answered = time.monotonic()
         if self.crawl_delay > 0 and site_origin(request.url) == self.origin:
             self.cache.note_request()
+            slot = self.crawler.engine.downloader.slots.get(request.meta.get("download_slot"))
+            if slot is not None:
+                slot.lastseen = max(slot.lastseen, self.answered)
         return response
 
     # -- the parser: from Redis, or fetched (conditionally when a stale copy has validators) -------------
@@ -176,4 +183,4 @@ class CachedRobotsTxtMiddleware(RobotsTxtMiddleware):
         # The downloader waits `delay - (now - lastseen)`: a lastseen at our last request to the site (in an
         # earlier pass, on the monotonic clock) makes the first request of this pass keep the delay too.
         wait = self.cache.next_request_allowed_in()
-        slot.lastseen = max(slot.lastseen, time.monotonic() + wait - self.crawl_delay)
+        slot.lastseen = max(slot.lastseen, time.monotonic() + wait - self.crawl_delay, self.answered)

@@ -14,8 +14,8 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from crawler.progress import counts as stats_counts
-from crawler.settings import scrapy_settings
+from crawler.poll import idle_counts
+from crawler.progress import COUNTERS
 from crawler.stream import trim
 from crawler.topic import load_topic
 from newswatch.connection import redis_session
@@ -29,12 +29,27 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def poll_pass(settings, client) -> dict | None:
+    """The summary of a pass that the poll of list page 1 found idle (crawler/poll.py), else None."""
+    started = time.time()
+    counts = idle_counts(settings, client, COUNTERS)
+    if counts is None:
+        return None
+    ended = time.time()
+    outcome, alerts = judge(counts, "finished")
+    return {"outcome": outcome, "counts": counts, "alerts": alerts, "baseline": False, "polled": True,
+            "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
+            "finish_reason": "finished"}
+
+
 def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
     """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times)."""
-    # lazy: Scrapy and the spider (with its extraction libraries) load only when a pass runs, not when
-    # the CLI or the daemon merely imports this module
+    # lazy: Scrapy and what builds on it take most of a pass's CPU to import; a pass that the poll finds
+    # idle (crawler/poll.py) never imports them
     from scrapy.crawler import CrawlerProcess
 
+    from crawler.progress import counts as stats_counts
+    from crawler.settings import scrapy_settings
     from crawler.spiders.daydaynews import DaydaynewsSpider
 
     started = time.time()
@@ -150,7 +165,9 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
     # Scrapy deep-copies its settings: hand it a plain function, not the object holding sys.stderr.
     progress = None if line is None else (lambda counts: line(counts))
     with redis_session(settings) as client:
-        summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker)
+        summary = None if baseline or worker else poll_pass(settings, client)
+        if summary is None:
+            summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker)
         if line:
             line.done()
         if worker:  # the leader judges and records the pass; a worker may well have read no list page

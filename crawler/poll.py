@@ -1,0 +1,93 @@
+"""The cheap poll that starts every revisit: list page 1 of each category asked conditionally with a plain
+HTTP client. When every one answers 304 Not Modified the pass is idle and ends there, without Scrapy.
+
+Why: at the default schedule (a pass a minute) nearly every pass is idle, and an idle pass is one
+conditional request; a pass is its own process, and starting Scrapy, Twisted and the extraction
+libraries for that one request costs about 3 CPU seconds, against well under one for this poll
+(docs/performance.md, "Time to alert at the default settings"). The requests the site sees are the same:
+the one conditional request, with the same User-Agent and validators as the spider's.
+
+The poll steps aside (returns None, and the full pass runs) whenever the pass is not a plain idle revisit:
+a baseline or worker pass, the shared frontier, an article page waiting for a retry, a category whose list
+page has no stored validators, robots.txt not stored or expired (the full pass refreshes it) or not
+allowing the page, a Crawl-delay not yet passed or more than one category under a Crawl-delay (the spider
+spaces those), or any answer but 304 — then the full pass asks for list page 1 again: one more request,
+only in a pass that has something to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+
+from crawler.seen import SeenRecord
+from crawler.sites import load_profile
+from newswatch.robots import RobotsCache
+
+log = logging.getLogger(__name__)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a redirect is "not 304": the full pass handles it
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _allowed(cache: RobotsCache, urls: list[str], user_agent: str) -> bool:
+    record = cache.load()
+    if record is None or not record.fresh():
+        return False
+    if record.crawl_delay > 0 and (len(urls) > 1 or cache.next_request_allowed_in() > 0):
+        return False
+    from protego import Protego  # lazy: only a poll that got this far parses robots.txt
+
+    rules = Protego.parse(record.body.decode("utf-8-sig", errors="ignore"))
+    return all(rules.can_fetch(url, user_agent) for url in urls)
+
+
+def _not_modified(url: str, validators: dict, settings) -> bool:
+    headers = {"User-Agent": settings.effective_user_agent}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    try:
+        with _OPENER.open(urllib.request.Request(url, headers=headers), timeout=settings.download_timeout):
+            return False  # 2xx: something changed
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code == 304
+    except (OSError, ValueError) as exc:  # refused, timed out, DNS: the full pass reports it properly
+        log.debug("poll of %s failed (%s); running the full pass", url, exc)
+        return False
+
+
+def idle_counts(settings, client, counters: tuple[str, ...]) -> dict | None:
+    """The counts of an idle pass when every list page 1 answered 304, else None (run the full pass)."""
+    if settings.frontier != "memory":
+        return None
+    seen = SeenRecord.from_settings(client, settings)
+    if seen.retryable(settings.site_url):
+        return None
+    profile = load_profile("daydaynews")
+    urls = [profile.list_url(settings.site_url, category, 1) for category in settings.categories]
+    stored = client.hmget(settings.keys.conditional, urls)
+    if not all(stored):
+        return None
+    cache = RobotsCache(client, settings.keys, settings.site_url)
+    if not _allowed(cache, urls, settings.effective_user_agent):
+        return None
+    for url, validators in zip(urls, stored, strict=True):
+        answered = _not_modified(url, json.loads(validators), settings)
+        if cache.crawl_delay() > 0:
+            cache.note_request()
+        if not answered:
+            return None
+    seen.sweep()  # as the spider does at the start of every pass
+    counts = dict.fromkeys(counters, 0)
+    counts.update(list_pages=len(urls), not_modified=len(urls), list_links=0, requests=len(urls), bytes=0)
+    return counts
