@@ -1,7 +1,9 @@
 """Sentry: errors, silent failures and cron check-ins, when `SENTRY_DSN` is set; nothing otherwise.
 
-Reads the settings `sentry_dsn` and `sentry_environment` (and, for Crons, the schedule). Every event passes `scrub()` first so that
-webhook URLs, secrets and Redis passwords never leave the machine.
+Reads the settings `sentry_dsn` and `sentry_environment` (and, for Crons, the schedule). Every event and
+breadcrumb passes `_scrub()` first, so that webhook URLs, secrets and Redis passwords never leave the
+machine: in free text they are replaced where they stand, and a frame's local variable that holds one,
+whatever its name, is dropped whole (by value: every value from `newswatch.masking.secret_values`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def init_sentry(settings, component: str) -> bool:
     # lazy: sentry_sdk takes a noticeable part of a second to import; a process without a DSN never needs it
     import sentry_sdk
     from sentry_sdk.integrations.logging import LoggingIntegration
+
     secrets = secret_values(settings)
 
     def before_send(event, hint):
