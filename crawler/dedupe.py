@@ -127,8 +127,24 @@ def layout(ev: Evidence) -> tuple[bytes, bytes]:
     blocks = b"".join(b"b%d" % t + (int.from_bytes(fp[2 * t:2 * t + 2], "big") >> 4).to_bytes(2, "big")
                       for t in range(4))
     clauses = b"".join(b"s" + (h >> _LOW_BITS).to_bytes(3, "big") + (h & ((1 << _LOW_BITS) - 1)).to_bytes(2, "big")
-                       + n.to_bytes(2, "big") for h, n in ev.clauses.items())
+                       + n.to_bytes(2, "big") for h, n in longest_first(ev))
     return blocks, clauses
+
+
+def longest_first(ev: Evidence) -> list[tuple[int, int]]:
+    """The clauses (hash, length), longest first (ties: by hash, so the order is the same everywhere)."""
+    return sorted(ev.clauses.items(), key=lambda item: (-item[1], item[0]))
+
+
+def first_clauses(ev: Evidence) -> int:
+    """How many of the longest clauses carry more than (1000 - per mille)/1000 of the weight: an article
+    holding DEDUPE_CONTAINMENT_PER_MILLE of the weight must share one of them."""
+    rest, taken = (1000 - defaults.DEDUPE_CONTAINMENT_PER_MILLE) * ev.weight, 0
+    for n, (_, length) in enumerate(longest_first(ev), 1):
+        taken += length * 1000
+        if taken > rest:
+            return n
+    return len(ev.clauses)
 
 
 class DedupeIndex:
@@ -215,7 +231,8 @@ class DedupeIndex:
         return [mode, item_id, url, ev.simhash.to_bytes(8, "big"), ev.length, blocks, clauses, ev.weight,
                 defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE,
                 defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, today, today - self.retention_days, int(now),
-                self.expires_in(today // self.period_days, now), self.retention_days, self.keys.reprints("")]
+                self.expires_in(today // self.period_days, now), self.retention_days, self.keys.reprints(""),
+                first_clauses(ev)]
 
     def upgrade(self, now: float | None = None) -> int:
         """Move the old per-day hashes of the window into the period hashes; the number of articles moved."""

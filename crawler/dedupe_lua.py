@@ -17,16 +17,19 @@ article; the upgrade script below names them from the old records, the same way.
 
 # KEYS: the period hashes of the retention window, newest first (KEYS[1]: today's, where inserts go).
 # ARGV: mode ("insert" | "check"), item id, url, fingerprint (8 bytes), length, the 4 block field names
-# (4 bytes each), clauses (field 4 + low 2 + length 2 bytes each), clause weight, max distance, containment
-# per mille, min shared chars, min chars, today, oldest day still in the window, now (s), seconds until
-# KEYS[1] expires, retention days, key prefix of reprint lists.
+# (4 bytes each), clauses (field 4 + low 2 + length 2 bytes each, longest first), clause weight, max
+# distance, containment per mille, min shared chars, min chars, today, oldest day still in the window,
+# now (s), seconds until KEYS[1] expires, retention days, key prefix of reprint lists, and `first`: how
+# many of the longest clauses carry more than (1000 - per mille)/1000 of the weight. An article sharing at
+# least that share of the weight shares one of them (pigeonhole), so a lookup reads those clauses' fields
+# only, and the others' only in a period where some article shares enough of the first ones to qualify.
 # Returns {1, reason, original id, original url, distance} or {0, "new", document number or 0}.
 INDEX = """
 local mode, item_id, url, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local len, bpacked, cpacked, weight = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
 local maxd, permille, min_shared = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local min_chars, today, min_day, now = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local ttl, retention, reprints_prefix = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
+local ttl, retention, reprints_prefix, first_n = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18], tonumber(ARGV[19])
 
 local function popcount(x)
   local n = 0
@@ -66,12 +69,36 @@ local function record(key, num)
           url = string.sub(rec, pos + idlen)}
 end
 
+local function scan(vals, j, shared, only)  -- add clause j's length to the articles holding it
+  local v, pat = vals[4 + j], lows[j]
+  local pos = 1
+  while v do
+    local p = string.find(v, pat, pos, true)
+    if not p then break end
+    if (p - 1) % 5 == 0 then
+      local num = struct.unpack('>I3', v, p + 2)
+      if only == nil or only[num] then shared[num] = (shared[num] or 0) + lens[j] end
+      pos = p + 5
+    else
+      pos = p + 1
+    end
+  end
+end
+local first_weight = 0
+for j = 1, first_n do first_weight = first_weight + lens[j] end
+local rest_weight = weight - first_weight
+local lookup_fields = {}
+for i = 1, 4 + first_n do lookup_fields[i] = fields[i] end
+local rest_fields = {}
+for j = first_n + 1, nc do rest_fields[#rest_fields + 1] = fields[4 + j] end
+
 -- best match: simhash matches beat clause matches; then smaller distance / larger share.
 local best, first = nil, nil
 for k = 1, #KEYS do
   local key = KEYS[k]
-  local vals = hmget(key, fields)
-  if k == 1 then first = vals end
+  local vals
+  if k == 1 and mode == 'insert' then vals = hmget(key, fields); first = vals  -- all: the insert appends
+  else vals = hmget(key, lookup_fields) end
   for t = 1, 4 do
     local v, pat, off = vals[t], string.sub(fp, 2 * t - 1, 2 * t), 2 * (t - 1)
     local pos = 1
@@ -94,22 +121,26 @@ for k = 1, #KEYS do
   end
   if nc > 0 and (best == nil or best.kind == 2) then
     local shared = {}
-    for j = 1, nc do
-      local v, pat = vals[4 + j], lows[j]
-      local pos = 1
-      while v do
-        local p = string.find(v, pat, pos, true)
-        if not p then break end
-        if (p - 1) % 5 == 0 then
-          local num = struct.unpack('>I3', v, p + 2)
-          shared[num] = (shared[num] or 0) + lens[j]
-          pos = p + 5
-        else
-          pos = p + 1
-        end
+    for j = 1, first_n do scan(vals, j, shared, nil) end
+    local hopeful = nil  -- articles that could still reach the thresholds with the other clauses
+    for num, s in pairs(shared) do
+      local most = s + rest_weight
+      if most >= min_shared and most * 1000 >= permille * weight then
+        hopeful = hopeful or {}
+        hopeful[num] = true
       end
     end
-    for num, s in pairs(shared) do
+    if hopeful and #rest_fields > 0 then
+      local rest = vals
+      if #vals < 4 + nc then
+        rest = {}
+        local got = hmget(key, rest_fields)
+        for j = 1, #got do rest[4 + first_n + j] = got[j] end
+      end
+      for j = first_n + 1, nc do scan(rest, j, shared, hopeful) end
+    end
+    for num, s in pairs(hopeful or {}) do
+      s = shared[num]
       if s >= min_shared and s * 1000 >= permille * weight and (best == nil or s > best.score
           or (s == best.score and key == best.key and num < best.num)) then
         local r = record(key, num)
