@@ -34,7 +34,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from crawler import dedupe_lua, simhash
+from crawler import dedupe_lua, foldcodes, simhash
 from crawler import normalize as norm
 from newswatch import defaults
 from newswatch.defaults import Keys
@@ -81,16 +81,24 @@ def _clause_hash(clause: str) -> int:
 
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
-    folded = norm.fold(norm.strip_site_furniture(text or ""))
-    squeezed = norm.squeeze(folded)
+    text = norm.strip_site_furniture(text or "")
+    fast = foldcodes.squeezed_and_clauses(text)  # the same as the string functions below, on arrays
+    if fast is None:
+        folded = norm.fold(text)
+        squeezed, pieces = norm.squeeze(folded), norm.clauses(folded)
+        fingerprint = simhash.fingerprint(squeezed)
+    else:
+        codes, squeezed, pieces = fast
+        fingerprint = simhash.fingerprint_codes(codes)
+    blake2b, least = hashlib.blake2b, defaults.DEDUPE_MIN_CLAUSE_CHARS
+    long_ones = [clause for clause in pieces if len(clause) >= least]
+    hashes = [int.from_bytes(blake2b(clause.encode("utf-8"), digest_size=4).digest(), "big") for clause in long_ones]
     clauses: dict[int, int] = {}
-    for clause in norm.clauses(folded):
-        if len(clause) >= defaults.DEDUPE_MIN_CLAUSE_CHARS:
-            h = _clause_hash(clause)
-            if h % defaults.DEDUPE_CLAUSE_SAMPLE == 0:
-                # Lengths travel as 16 bits; no real clause comes near that.
-                clauses.setdefault(h, min(len(clause), 0xFFFF))
-    return Evidence(simhash.fingerprint(squeezed), len(squeezed), clauses)
+    for h, clause in zip(hashes, long_ones, strict=True):  # (`_clause_hash`, inline: ~90 clauses a text)
+        if h % defaults.DEDUPE_CLAUSE_SAMPLE == 0:
+            # Lengths travel as 16 bits; no real clause comes near that.
+            clauses.setdefault(h, min(len(clause), 0xFFFF))
+    return Evidence(fingerprint, len(squeezed), clauses)
 
 
 def decide(old: Evidence, new: Evidence, min_chars: int) -> tuple[bool, str]:

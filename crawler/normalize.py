@@ -5,9 +5,12 @@ file and one fingerprint serve both scripts. `normalize` also applies NFKC (full
 punctuation to ASCII) and drops punctuation and whitespace, which reprints change freely.
 
 The reprint detector needs a little more (`fold`, `clauses`): site furniture that slipped past
-the extractor is dropped first, and Traditional text is folded with Taiwan phrase conversion (OpenCC
-`tw2sp`), because reprints converted with `s2twp` change words (信息→資訊, 软件→軟體) that plain `t2s`
-does not change back; with `t2s` only 74% of paragraphs survive a `s2twp` round trip, with `tw2sp` 94%.
+the extractor is dropped first, and Traditional text is folded character by character (the character
+dictionaries of OpenCC `tw2sp`, one table lookup per character) and then has Taiwan phrasing undone
+(OpenCC's TWPhrasesRev list, crawler/data/tw_phrases_rev.txt: 資訊→信息, 軟體→软件), because reprints
+converted with `s2twp` change words that a character table does not change back. OpenCC's own phrase
+segmentation costs more than the rest of the evidence together and catches no more reprints on the
+evaluation set (docs/dedupe.md: the speed/recall curve). crawler/foldcodes.py does the same on arrays.
 """
 
 from __future__ import annotations
@@ -92,14 +95,11 @@ def _build_nfkc_tables():
 
 def nfkc(text: str) -> str:
     """Exactly `unicodedata.normalize("NFKC", text)`, several times faster on CJK text."""
-    global _nfkc_tables
     if not text:
         return ""
-    if _nfkc_tables is None:
-        _nfkc_tables = _build_nfkc_tables()
     import numpy as np
 
-    single, contextual, multi_mask, multi, pattern = _nfkc_tables
+    single, contextual, multi_mask, multi, pattern = nfkc_tables()
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
     if codes.max() > 0xFFFF or contextual[codes].any():
         return unicodedata.normalize("NFKC", text)
@@ -179,27 +179,117 @@ def _build_traditional_mask():
 
 def has_traditional(text: str) -> bool:
     """Whether any character of `text` has a Simplified form of its own (t2s, character by character)."""
-    global _traditional_mask
-    if _traditional_mask is None:
-        _traditional_mask = _build_traditional_mask()
     import numpy as np
 
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
     codes = codes[codes < 0x10000]
-    return bool(_traditional_mask[codes].any())
+    return bool(traditional_mask()[codes].any())
+
+
+def nfkc_tables():
+    """(single, contextual, multi_mask, multi, pattern): see `_build_nfkc_tables` (built on first use)."""
+    global _nfkc_tables
+    if _nfkc_tables is None:
+        _nfkc_tables = _build_nfkc_tables()
+    return _nfkc_tables
+
+
+def traditional_mask():
+    """Code points OpenCC's t2s changes on their own (built on first use)."""
+    global _traditional_mask
+    if _traditional_mask is None:
+        _traditional_mask = _build_traditional_mask()
+    return _traditional_mask
+
+
+_MERGED = {"么": "么", "麼": "么", "著": "着", "瞭": "了", "藉": "借", "揹": "背", "彷": "仿", "覆": "复", "甦": "苏", "鯰": "鲇", "鲶": "鲇"}
+_tw_chars = None  # str.translate table: the character-level conversion of `tw2sp`
+_tw_phrases = None  # Taiwan phrases, already character-converted and lower case (see _phrase_tables)
+
+
+def tw_chars() -> dict[int, str]:
+    global _tw_chars
+    if _tw_chars is None:
+        conv = _converter("tw2sp")
+        table = {}
+        for start, end in ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00)):
+            block = [chr(cp) for cp in range(start, end)]
+            for char, out in zip(block, conv.convert("\n".join(block)).split("\n"), strict=True):
+                if out != char:
+                    table[ord(char)] = out
+        # characters valid in both scripts that Taiwan copies use for another one (s2twp writes 著 for
+        # 着, 瞭 for 了 ...) and that only OpenCC's phrase segmentation would tell apart: one form for both
+        table.update({ord(a): b for a, b in _MERGED.items()})
+        _tw_chars = table
+    return _tw_chars
+
+
+def _phrase_tables():
+    global _tw_phrases
+    if _tw_phrases is None:
+        from importlib.resources import files
+
+        import numpy as np
+
+        chars, phrases = tw_chars(), {}
+        for line in files("crawler").joinpath("data/tw_phrases_rev.txt").read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#"):
+                taiwan, mainland = line.split("\t")
+                key, value = taiwan.translate(chars).lower(), mainland.split(" ")[0].translate(chars).lower()
+                if key != value and len(key) >= 2:  # (every entry has two characters or more)
+                    phrases[key] = value
+        by_pair: dict[str, list[str]] = {}
+        for key in sorted(phrases, key=len, reverse=True):  # longest first
+            by_pair.setdefault(key[:2], []).append(key)
+        pairs = np.array(sorted((ord(p[0]) << 32) | ord(p[1]) for p in by_pair), dtype=np.uint64)
+        firsts = np.zeros(0x110000, dtype=bool)
+        firsts[[ord(p[0]) for p in by_pair]] = True
+        _tw_phrases = (firsts, pairs, by_pair, phrases)
+    return _tw_phrases
+
+
+def fold_phrases(folded: str, codes=None) -> str:
+    """Taiwan phrases (after the character table and lower case) replaced by the Mainland ones, left to
+    right, the longest at each place. Only places whose two characters start a phrase are looked at (one
+    vectorised search), so a text costs microseconds. `codes`: its code points, if at hand."""
+    import numpy as np
+
+    if len(folded) < 2:
+        return folded
+    firsts, pairs, by_pair, phrases = _phrase_tables()
+    if codes is None:
+        codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    places = np.flatnonzero(firsts[codes[:-1]])  # a phrase's first character: then its first two
+    if not len(places):
+        return folded
+    starts = (codes[places].astype(np.uint64) << np.uint64(32)) | codes[places + 1]
+    found = np.minimum(np.searchsorted(pairs, starts), len(pairs) - 1)
+    hits = places[pairs[found] == starts]
+    if not len(hits):
+        return folded
+    out, done = [], 0
+    for i in hits.tolist():
+        if i < done:
+            continue
+        for key in by_pair[folded[i:i + 2]]:
+            if folded.startswith(key, i):
+                out += (folded[done:i], phrases[key])
+                done = i + len(key)
+                break
+    out.append(folded[done:])
+    return "".join(out)
 
 
 def fold(text: str) -> str:
-    """One width and one script for the reprint detector: NFKC, Simplified with Taiwan phrases, lower case.
+    """One width and one script for the reprint detector: NFKC, Simplified, lower case, Taiwan phrasing undone.
 
-    Punctuation is kept so that `clauses` can still split; `squeeze` removes it.
+    Every text takes the same steps, whatever its script, so that two copies reach one form: a Simplified
+    original's 资料 becomes 数据 just as its Taiwan copy's 資料 does. Punctuation is kept so that
+    `clauses` can still split; `squeeze` removes it.
     """
     if not text:
         return ""
-    text = nfkc(text)
-    if has_traditional(text):  # Traditional (or mixed): characters and Taiwan phrases back to Simplified
-        text = _converter("tw2sp").convert(text)
-    return text.lower()
+    return fold_phrases(nfkc(text).translate(tw_chars()).lower())
 
 
 def squeeze(folded: str) -> str:

@@ -35,7 +35,12 @@ def shingle_hashes(text: str) -> np.ndarray:
     """64-bit hashes of every `SHINGLE`-character window (the whole text when it is shorter)."""
     if not text:
         return np.zeros(0, dtype=np.uint64)
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    return code_hashes(np.frombuffer(text.encode("utf-32-le"), dtype="<u4"))
+
+
+def code_hashes(codes: np.ndarray) -> np.ndarray:
+    """`shingle_hashes` of the text whose code points these are."""
+    codes = codes.astype(np.uint64)
     if len(codes) < SHINGLE:
         codes = np.concatenate([codes, np.zeros(SHINGLE - len(codes), dtype=np.uint64)])
     n = len(codes) - SHINGLE + 1
@@ -47,13 +52,28 @@ def shingle_hashes(text: str) -> np.ndarray:
 
 def fingerprint(text: str) -> int:
     """SimHash of already normalised text; 0 for the empty string."""
-    hashes = shingle_hashes(text)
+    return _vote(shingle_hashes(text))
+
+
+def fingerprint_codes(codes: np.ndarray) -> int:
+    """`fingerprint` of the text whose code points these are (crawler/foldcodes.py gives them)."""
+    return _vote(code_hashes(codes)) if len(codes) else 0
+
+
+_CHUNK = 1 << 16  # shingles voted at once: bounds the 256 bytes per shingle of the bit matrix
+
+
+def _vote(hashes: np.ndarray) -> int:
     if not len(hashes):
         return 0
-    # One row of 64 bits per shingle; the column sums are the votes. packbits undoes unpackbits' bit
-    # order, so bit i of the result is the majority of bit i of the hashes.
-    bits = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).reshape(-1, BITS)
-    votes = bits.sum(axis=0, dtype=np.uint32)
+    # One row of 64 bits per shingle; the column sums are the votes, as one matrix product (float32
+    # sums of 0/1 are exact far beyond a chunk). packbits undoes unpackbits' bit order, so bit i of the
+    # result is the majority of bit i of the hashes.
+    votes = np.zeros(BITS, dtype=np.int64)
+    hashes = hashes.astype("<u8", copy=False)
+    for start in range(0, len(hashes), _CHUNK):
+        bits = np.unpackbits(hashes[start:start + _CHUNK].view(np.uint8)).reshape(-1, BITS)
+        votes += (np.ones(len(bits), dtype=np.float32) @ bits.astype(np.float32)).astype(np.int64)
     return int(np.packbits(votes * 2 > len(hashes)).view("<u8")[0])
 
 

@@ -1,0 +1,61 @@
+"""crawler/foldcodes.py folds on arrays exactly as crawler/normalize.py's string functions do."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import opencc
+import pytest
+
+from crawler import foldcodes, simhash
+from crawler import normalize as norm
+
+CORPUS = Path(__file__).resolve().parent / "data" / "pd1998-dev.jsonl"  # see tests/data/README.md
+DOCS = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()[:60]]
+TRICKY = [
+    "", "\n", "。。。", "a", "3.5億美元，增長1.2%.下一句.", "1.2.3 ... x.y 5. 6 .7", "價格……上漲…", "ΑΣ ΣΑ Σ",
+    "İstanbul 會談", "ＡＢＣ１２３，全角：標點！", "㈠㈡ ℡ ㎏ ﬁ ½ ①", "資訊軟體網路，PN接面與價效比", "\t空白\u3000間隔 ",
+    "美俄_會談__下划线", "ﾊﾝｶｸ カタカナ", "e\u0301 combining", "😀 astral 𠀀", "ᄀ\u1161 jamo",
+]
+
+
+def reference(text: str) -> tuple[str, list[str]]:
+    folded = norm.fold(text)
+    return norm.squeeze(folded), norm.clauses(folded)
+
+
+def texts() -> list[str]:
+    s2twp, s2hk = opencc.OpenCC("s2twp"), opencc.OpenCC("s2hk")
+    out = list(TRICKY) + DOCS[:30] + [s2twp.convert(d) for d in DOCS[30:45]] + [s2hk.convert(d) for d in DOCS[45:]]
+    rng = random.Random(5)
+    pool = "".join(DOCS[:3]) + "".join(TRICKY) + ".,。…0123456789"
+    out += ["".join(rng.choice(pool) for _ in range(rng.randrange(1, 400))) for _ in range(200)]
+    return out
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_codes_fold_like_the_string_functions(chunk):
+    cases = texts()[chunk::4]
+    fast_taken = 0
+    for text in cases:
+        fast = foldcodes.squeezed_and_clauses(text)
+        if fast is None:  # only for what the tables cannot do alone
+            assert any(ord(c) > 0xFFFF or c in "ΣİΑ" or norm.nfkc_tables()[1][ord(c)] for c in text), text
+            continue
+        fast_taken += 1
+        codes, squeezed, pieces = fast
+        assert (squeezed, pieces) == reference(text), text[:60]
+        assert codes.tolist() == [ord(c) for c in squeezed]
+        assert simhash.fingerprint_codes(codes) == simhash.fingerprint(squeezed)
+    assert fast_taken >= len(cases) * 0.8
+
+
+def test_traditional_text_folds_to_the_simplified_original():
+    """Character table plus Taiwan phrases: an s2twp copy of a paragraph folds back to it."""
+    s2twp = opencc.OpenCC("s2twp")
+    assert norm.fold("資訊軟體網路") == "信息软件网络"
+    same = sum(norm.fold(s2twp.convert(p)) == norm.fold(p) for d in DOCS for p in d.split("\n") if p)
+    total = sum(1 for d in DOCS for p in d.split("\n") if p)
+    assert same / total >= 0.98  # OpenCC tw2sp on the Simplified side untouched: 94%
