@@ -92,7 +92,3 @@ class RetryBook:
 
     def put(self, entry_id: str, state: RetryState) -> None:
         self.client.hset(self.key, entry_id, json.dumps(asdict(state)))
-
-    def clear(self, pipe, entry_id: str) -> None:
-        """Forget an entry's record, inside the caller's transaction (with its XACK)."""
-        pipe.hdel(self.key, entry_id)

@@ -1,10 +1,11 @@
 """Alert delivery benchmark: deliveries per second and XADD→receipt latency, against a local receiver.
 
-    python bench/alerts.py [--items 5000] [--concurrency 8] [--latency-items 500] [--redis-url URL]
+    python bench/alerts.py [--items 5000] [--concurrency 8] [--latency-items 500] [--rounds 5] [--redis-url URL]
 
-1. Throughput: queue N items, start the worker, time until the receiver has every webhook-id.
-   Anchor, side by side: the same signed requests POSTed by the same number of threads over kept-alive
-   connections with no Redis and no worker, i.e. the ceiling this receiver and machine allow.
+1. Throughput, in rounds: the anchor (the same signed requests POSTed by the same number of threads over
+   kept-alive connections with no Redis and no worker, i.e. the ceiling this receiver and machine allow),
+   then N items queued at once for the running worker, timed until the receiver has every webhook-id. The
+   ratio is taken per round (side by side) and reported as the median of the rounds.
 2. Latency: with the worker idle and waiting, XADD items one at a time (every 5 ms) and measure XADD →
    receipt, p50 and p99.
 
@@ -131,6 +132,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-items", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--redis-url", default=os.environ.get("NEWSWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "alerts.txt"))
     args = parser.parse_args()
@@ -149,31 +151,34 @@ def main() -> int:
         })
         keys = settings.keys
 
-        ceiling = anchor(receiver, args.items, args.concurrency)
-
-        # 1. throughput from a backlog
-        pipe = client.pipeline(transaction=False)
-        for n in range(args.items):
-            it = item(n)
-            pipe.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
-        pipe.execute()
+        # 1. throughput from a backlog, in rounds alternating with the anchor (this machine's load varies
+        #    by the second: a ratio is only meaningful between runs made side by side)
         worker = AlertWorker(client, settings)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-        start_wall = time.time()
         thread.start()
-        if not receiver.wait(args.items, timeout=300):
-            print("the receiver did not get every item within 300 s", file=sys.stderr)
-            return 1
-        got = receiver.dump()
-        ids = {i for i, _ in got}
-        missing = args.items - len(ids & {f"bench-{n}" for n in range(args.items)})
-        elapsed = max(t for _, t in got) - start_wall
-        rate = args.items / elapsed
+        rounds = []
+        for r in range(args.rounds):
+            ceiling = anchor(receiver, args.items, args.concurrency)
+            pipe = client.pipeline(transaction=False)
+            for n in range(r * args.items, (r + 1) * args.items):
+                it = item(n)
+                pipe.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+            start_wall = time.time()
+            pipe.execute()
+            if not receiver.wait(args.items, timeout=300):
+                print("the receiver did not get every item within 300 s", file=sys.stderr)
+                return 1
+            got = receiver.dump()
+            wanted = {f"bench-{n}" for n in range(r * args.items, (r + 1) * args.items)}
+            missing = len(wanted - {i for i, _ in got})
+            elapsed = max(t for _, t in got) - start_wall
+            rounds.append((args.items / elapsed, ceiling, elapsed, len(got), missing))
+        start = args.rounds * args.items
 
         # 2. latency with an idle, waiting worker
         sent: dict[str, float] = {}
-        for n in range(args.items, args.items + args.latency_items):
+        for n in range(start, start + args.latency_items):
             it = item(n)
             sent[it["id"]] = time.time()
             client.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
@@ -188,18 +193,21 @@ def main() -> int:
 
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        ratios = [rate / ceiling for rate, ceiling, *_ in rounds]
         lines = [
             f"newswatch alert delivery benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
             f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"Redis {server_version}; receiver: ThreadingHTTPServer in a separate process on loopback",
+            f"Redis {server_version}; receiver: ThreadingHTTPServer in a separate process on loopback; "
+            f"1-minute load average at the end: {os.getloadavg()[0]:.1f}",
             f"command: python bench/alerts.py --items {args.items} --concurrency {args.concurrency} "
-            f"--latency-items {args.latency_items}",
+            f"--latency-items {args.latency_items} --rounds {args.rounds}",
             "",
-            f"throughput, {args.items} queued items, Standard Webhooks signed, concurrency {args.concurrency}:",
-            f"  alert worker (Redis group → POST → XACK):   {rate:8.0f} deliveries/s  ({elapsed:.2f} s, "
-            f"{len(got)} requests, {missing} missing)",
-            f"  anchor: bare POSTs, same threads, no Redis: {ceiling:8.0f} requests/s",
-            f"  ratio worker / anchor:                      {rate / ceiling:8.2f}",
+            f"throughput, {args.items} queued items per round, Standard Webhooks signed, concurrency {args.concurrency};",
+            "each round: the anchor (the same requests as bare POSTs, same threads, no Redis), then the worker",
+            *(f"  round {i + 1}: worker {rate:6.0f} deliveries/s ({elapsed:.2f} s, {n} requests, {missing} missing)"
+              f"   anchor {ceiling:6.0f} requests/s   ratio {rate / ceiling:.2f}"
+              for i, (rate, ceiling, elapsed, n, missing) in enumerate(rounds)),
+            f"  ratio worker / anchor: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})",
             "",
             f"latency XADD → receipt, {len(latencies)} items added one at a time every 5 ms to an idle worker:",
             f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {latencies[-1]:.1f} ms",
