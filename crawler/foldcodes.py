@@ -108,8 +108,7 @@ def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
         cut[inner[digits[folded[inner - 1]] & digits[folded[inner + 1]]]] = False
     keep = kind == 0
     squeezed = folded[keep]
-    clause_of = np.cumsum(cut)[keep]
-    starts = np.flatnonzero(clause_of[1:] != clause_of[:-1]) + 1
-    squeezed_text = squeezed.tobytes().decode("utf-32-le")
-    bounds = [0, *starts.tolist(), len(squeezed)] if len(squeezed) else [0]
-    return squeezed, squeezed_text, [squeezed_text[bounds[i]:bounds[i + 1]] for i in range(len(bounds) - 1)]
+    # clause ends become NUL (itself noise, so never in the text), the rest of the noise goes: one split
+    marked = np.where(cut, 0, folded)[keep | cut]
+    pieces = [p for p in marked.tobytes().decode("utf-32-le").split("\0") if p]
+    return squeezed, "".join(pieces), pieces
