@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 
 import redis
@@ -74,6 +75,7 @@ class Daemon:
         self.monitor = CronMonitor(settings)
         self.metrics = None
         self.child_env = env_for_child(settings)
+        self._teardown = threading.Lock()  # the lock release and the server stop, warm or cold: one at a time
         self.revisits = Revisits(settings, self.monitor, lambda: self.client, self.child_env)
         self.worker = AlertWorkerChild(settings, self.child_env)
 
@@ -81,8 +83,8 @@ class Daemon:
     def run(self) -> int:
         with self.shutdown:
             for name, step in (("kill the children", self._kill_children),
-                               ("release the leader lock", self._release_lock),
-                               ("stop the embedded Redis", self._cold_stop_embedded)):
+                               ("release the leader lock and stop the embedded Redis",
+                                lambda: self._release_and_stop(grace=2.0))):
                 self.shutdown.on_cold(name, step)
             return self._run()
 
@@ -246,23 +248,25 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 log.error("child %d did not exit after SIGKILL", proc.pid)
 
-    def _release_lock(self) -> None:
+    def _release_and_stop(self, grace: float) -> None:
         """Release the leader lock if it is still ours (the release compares the holder id), so a standby
-        takes over now instead of after the TTL."""
-        lock, client = self.lock, self.client
-        if lock is None or client is None:
-            return
-        if lock.release():
-            client.delete(self.keys.next_run)
-            log.info("released the leader lock")
-
-    def _cold_stop_embedded(self) -> None:
-        self._drop_client()  # our own connections must not count as another user of the server
-        flush()
-        self._stop_embedded(grace=2.0)
+        takes over now instead of after the TTL; then close our connections (they must not count as
+        another user of the server) and stop the embedded Redis. One step at a time: a cold stop that
+        arrives while the warm one is doing this waits for it, then finds nothing left to do."""
+        with self._teardown:
+            lock, client = self.lock, self.client
+            if lock is not None and client is not None:
+                try:
+                    if lock.release():
+                        client.delete(self.keys.next_run)
+                        log.info("released the leader lock")
+                except redis.RedisError as exc:
+                    log.warning("could not release the leader lock (it expires by itself): %s", exc)
+            self._drop_client()
+            flush()
+            self._stop_embedded(grace)
 
     def _shutdown(self) -> None:
-        was_leading = self.leading
         self.leading = False
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)  # no new revisit from here on
@@ -274,15 +278,7 @@ class Daemon:
         self.worker.stop()
         if self.metrics is not None:
             self.metrics.shutdown()
-        if self.client is not None and was_leading and self.lock is not None:
-            try:
-                self.lock.release()
-                self.client.delete(self.keys.next_run)
-            except redis.RedisError as exc:
-                log.warning("could not release the leader lock (it expires by itself): %s", exc)
-        self._drop_client()
-        flush()
-        self._stop_embedded()
+        self._release_and_stop(grace=5.0)
         log.info("stopped")
 
     def _stop_embedded(self, grace: float = 5.0) -> None:

@@ -113,7 +113,7 @@ def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(dae
         assert wait_for(lambda: not daemon.leftovers(), timeout=15), [p.cmdline() for p in daemon.leftovers()]
         client = redis.Redis.from_url(EmbeddedRedis(data).ensure())  # the same data, read back
         try:
-            assert client.get(Keys(key_prefix).leader) is None, "the leader lock was released"
+            assert client.get(Keys(key_prefix).leader) is None, ("the leader lock was released", daemon.log())
         finally:
             client.close()
     finally:
