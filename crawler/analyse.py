@@ -1,32 +1,13 @@
-"""The CPU-heavy part of handling an article page, as one pure function that may run in another process.
+"""The CPU-heavy part of handling an article page, as one pure function that may run in another process
+(crawler/analysis_processes.py runs it there).
 
 extract (crawler/extract.py) → topic match (crawler/topic.py) → reprint evidence (crawler/dedupe.py), the
-last only for an article that is on topic. The decisions that need Redis — is it a reprint, queue it —
-stay in the pipelines of the crawling process.
-
-Why another process: Scrapy runs in one thread, and a pass is CPU-bound on the real work of each page
-(parsing, OpenCC conversion, fingerprinting), about as much again as Scrapy's own cost per page. A worker
-process puts that work on a second core while the crawler keeps downloading
-(`NEWSWATCH_ANALYSIS_PROCESSES`; 0 analyses in the crawling process itself).
-
-Why not concurrent.futures.ProcessPoolExecutor: the crawler's thread is the bottleneck of a pass, and the
-pool costs it per page a wake-up write to its manager thread, two helper threads taking the GIL to move
-each page and result, and a cross-thread hand-back to the event loop (5 % of the crawler's thread in a
-profile). Here each worker has one pipe; the event loop writes pages to it and is woken by the results.
+last only for an article that is on topic, on its text without site furniture (the site profile's). The
+decisions that need Redis — is it a reprint, queue it — stay in the pipelines of the crawling process.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
-import multiprocessing
-import os
-import pickle
-import signal
-import struct
-import time
-from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,10 +16,6 @@ from crawler.dedupe import Evidence, evidence
 from crawler.extract import ExtractedArticle, extract_article
 from crawler.sites import load_profile
 from crawler.topic import TopicMatch, load_topic
-from newswatch.errors import AnalysisProcessDied, AnalysisTimedOut
-from newswatch.lifetime import die_with_parent
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,267 +35,22 @@ def _topic(path: str | None):
     return load_topic(Path(path) if path else None)
 
 
-def analyse(body: bytes, url: str, topics: str | None, profile: str = "daydaynews") -> Analysis:
-    article = extract_article(body, url, load_profile(profile))
+def analyse(body: bytes, url: str, topics: str | None, content_type: str | None = None,
+            profile: str = "daydaynews") -> Analysis:
+    """`content_type`: the response's Content-Type header (its charset decides the decoding)."""
+    site = load_profile(profile)
+    article = extract_article(body, url, site, content_type)
     if not article.paragraphs or not article.title:
         return Analysis(article, None, None)
     match = _topic(topics).match(article.title, "\n".join((article.summary or "", article.body)))
-    ev = evidence(dedupe_text(article.title, article.summary, article.body)) if match.on_topic else None
-    return Analysis(article, match, ev)
+    if not match.on_topic:
+        return Analysis(article, match, None)
+    text = site.strip_furniture(dedupe_text(article.title, article.summary, article.body))
+    return Analysis(article, match, evidence(text))
 
 
-def _warm(topics: str | None) -> None:
+def warm(topics: str | None) -> None:
     """Load the profile and topic and build the lookup tables once, not on a first page."""
     _topic(topics)
     load_profile()
     evidence("美俄會談 warm-up 預熱")
-
-
-READY = -1  # the sequence number of a worker's first message: warmed up, pages from now on are timed
-
-
-def _serve(pages, replies, topics: str | None, parent: int) -> None:
-    """An analysis process: read (seq, body, url) from `pages`, answer (seq, ok, Analysis or exception)
-    on `replies`, until EOF."""
-    # A crawl killed outright (by the daemon's run timeout, or the kernel when the daemon dies: see
-    # scheduler/child.py) runs no clean-up; its worker would wait on the pipe for ever.
-    if not die_with_parent(parent, signal.SIGKILL):
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the crawler's to handle; we stop at EOF
-    _warm(topics)
-    replies.send_bytes(pickle.dumps((READY, True, None)))
-    while True:
-        try:
-            seq, body, url = pickle.loads(pages.recv_bytes())
-        except EOFError:
-            return
-        try:
-            reply = (seq, True, analyse(body, url, topics))
-        except Exception as exc:  # the crawler counts and logs it against the page
-            reply = (seq, False, exc)
-        try:
-            data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # an exception that does not pickle
-            data = pickle.dumps((seq, False, RuntimeError(f"{type(reply[2]).__name__}: {reply[2]} ({exc})")))
-        replies.send_bytes(data)
-
-
-class _Worker:
-    """One analysis process and its two pipes. Pages go out on one, answers come back on the other, and
-    the crawler writes pages without blocking: with one pipe written by both sides, a page and an answer
-    each larger than the socket buffer (megabyte pages) left each side blocked in its write, for ever."""
-
-    def __init__(self, topics: str | None):
-        # spawn, not fork: the crawling process runs threads (Twisted, redis-py) that fork would copy
-        ctx = multiprocessing.get_context("spawn")
-        page_end, self.pages = ctx.Pipe(duplex=False)
-        self.replies, reply_end = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(target=_serve, args=(page_end, reply_end, topics, os.getpid()), daemon=True,
-                                   name="newswatch-analysis")
-        self.process.start()
-        page_end.close()
-        reply_end.close()
-        os.set_blocking(self.pages.fileno(), False)
-        self.outbox = bytearray()  # framed pages not yet taken by the pipe
-        # seq -> (future, body, url), in the order sent: the worker answers in that order, so the first
-        # entry is the page it is working on.
-        self.in_flight: dict[int, tuple[asyncio.Future, bytes, str]] = {}
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.ready = False
-        self.clock: asyncio.TimerHandle | None = None  # the time limit of the page being worked on
-
-    def write(self) -> bool:
-        """Write what the pipe takes now; True when the outbox is empty."""
-        while self.outbox:
-            try:
-                written = os.write(self.pages.fileno(), self.outbox)
-            except BlockingIOError:
-                return False
-            del self.outbox[:written]
-        return True
-
-
-def _framed(data: bytes) -> bytes:
-    """`data` as multiprocessing's Connection.recv_bytes expects it: a length header, then the bytes."""
-    if len(data) > 0x7FFFFFFF:
-        return struct.pack("!i", -1) + struct.pack("!Q", len(data)) + data
-    return struct.pack("!i", len(data)) + data
-
-
-class Analyser:
-    """Runs `analyse` in `processes` worker processes; inline when 0.
-
-    The workers start with the spider (`start`), so that their start-up (an interpreter, the extraction
-    libraries, the OpenCC tables: most of a second) overlaps the crawler's own start and its first list
-    page, instead of delaying the first new article; at the end of the pass they are killed, not waited
-    for, so an idle revisit does not wait for a start-up it did not need. Each worker holds at most
-    IN_FLIGHT pages at a time, so a write to its pipe never waits for it; the rest wait here, in arrival
-    order. A worker that dies fails the pages it held (AnalysisProcessDied) and is
-    replaced for the pages after them, up to MAX_RESTARTS times in a pass.
-
-    Each page has `timeout` seconds of its worker's time, counted from when the worker turns to it (not
-    from when it was queued). A page past its limit fails with AnalysisTimedOut; its worker is killed
-    (a CPU-bound call cannot be interrupted any other way) and replaced, and the pages it held behind that
-    page go back to the front of the queue: they are retried, not failed. Inline (0 processes) there is
-    no limit: the linear-time extraction is the defence there."""
-
-    IN_FLIGHT = 4
-    MAX_RESTARTS = 3
-
-    def __init__(self, processes: int, topics: Path | None, timeout: float = 30.0):
-        self.processes = processes
-        self.topics = str(topics) if topics else None
-        self.timeout = timeout
-        self._workers: list[_Worker] = []
-        self._waiting: deque[tuple[int, bytes, str, asyncio.Future]] = deque()
-        self._seq = itertools.count()
-        self.restarts = 0
-        self.timeouts = 0
-        self._started = False
-
-    def start(self) -> None:
-        if self.processes and not self._started:
-            self._started = True
-            self._workers = [_Worker(self.topics) for _ in range(self.processes)]
-
-    async def __call__(self, body: bytes, url: str) -> Analysis:
-        if self.processes == 0:
-            return analyse(body, url, self.topics)
-        self.start()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._waiting.append((next(self._seq), body, url, future))
-        self._dispatch(loop)
-        return await future
-
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._workers:  # every worker died and the restarts are spent
-            while self._waiting:
-                future = self._waiting.popleft()[3]
-                if not future.done():
-                    future.set_exception(AnalysisProcessDied("no analysis process left in this pass"))
-            return
-        while self._waiting:
-            worker = min(self._workers, key=lambda w: len(w.in_flight))
-            if len(worker.in_flight) >= self.IN_FLIGHT:
-                return
-            seq, body, url, future = self._waiting.popleft()
-            if future.done():  # cancelled while it waited
-                continue
-            if worker.loop is None:
-                worker.loop = loop
-                loop.add_reader(worker.replies.fileno(), self._readable, worker)
-            worker.in_flight[seq] = (future, body, url)
-            if len(worker.in_flight) == 1:
-                self._start_clock(worker)
-            pending = bool(worker.outbox)
-            worker.outbox += _framed(pickle.dumps((seq, body, url), pickle.HIGHEST_PROTOCOL))
-            if not pending:
-                self._writable(worker)
-            if worker not in self._workers:
-                return
-
-    def _writable(self, worker: _Worker) -> None:
-        try:
-            done = worker.write()
-        except OSError:  # the pipe broke: the worker is gone
-            self._died(worker)
-            return
-        if done:
-            worker.loop.remove_writer(worker.pages.fileno())
-        else:
-            worker.loop.add_writer(worker.pages.fileno(), self._writable, worker)
-
-    def _start_clock(self, worker: _Worker) -> None:
-        """Time the page the worker is now working on (the first it holds), once it is warmed up."""
-        if worker.clock is not None:
-            worker.clock.cancel()
-            worker.clock = None
-        if worker.ready and worker.in_flight and worker.loop is not None:
-            seq = next(iter(worker.in_flight))
-            worker.clock = worker.loop.call_later(self.timeout, self._expired, worker, seq, time.monotonic())
-
-    def _readable(self, worker: _Worker) -> None:
-        # One answer per call: the loop's selector is level-triggered and calls again while more are
-        # waiting (Connection.poll would build a selector of its own on every call).
-        try:
-            seq, ok, value = pickle.loads(worker.replies.recv_bytes())
-        except (EOFError, OSError):
-            self._died(worker)
-            return
-        if seq == READY:
-            worker.ready = True
-        else:
-            future = worker.in_flight.pop(seq)[0]
-            if not future.done():
-                future.set_result(value) if ok else future.set_exception(value)
-        self._start_clock(worker)
-        self._dispatch(worker.loop)
-
-    def _expired(self, worker: _Worker, seq: int, since: float) -> None:
-        if worker not in self._workers or next(iter(worker.in_flight), None) != seq:
-            return  # answered meanwhile
-        future, _, url = worker.in_flight.pop(seq)
-        loop = worker.loop
-        self.timeouts += 1
-        log.warning("analysis of %s took longer than %gs (NEWSWATCH_ANALYSIS_TIMEOUT): abandoned, the "
-                    "analysis process replaced, the %d page(s) it held behind it retried", url,
-                    time.monotonic() - since, len(worker.in_flight))
-        # The pages it held behind this one go back first in line, in their order.
-        for other, (waiting, body, page_url) in reversed(list(worker.in_flight.items())):
-            self._waiting.appendleft((other, body, page_url, waiting))
-        worker.in_flight.clear()
-        self._close(worker)
-        self._workers.remove(worker)
-        self._workers.append(_Worker(self.topics))
-        if not future.done():
-            future.set_exception(AnalysisTimedOut(f"analysis took longer than {self.timeout:g}s"))
-        if loop is not None:
-            loop.call_soon(self._dispatch, loop)
-
-    def _died(self, worker: _Worker) -> None:
-        loop = worker.loop
-        self._close(worker)
-        self._workers.remove(worker)
-        code = worker.process.exitcode
-        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-        for future, _, _ in worker.in_flight.values():
-            if not future.done():
-                future.set_exception(AnalysisProcessDied(f"the analysis process died ({how})"))
-        worker.in_flight.clear()
-        if self.restarts < self.MAX_RESTARTS:
-            self.restarts += 1
-            log.error("the analysis process died (%s); starting a new one (%d/%d this pass)", how,
-                      self.restarts, self.MAX_RESTARTS)
-            self._workers.append(_Worker(self.topics))
-        else:
-            log.error("the analysis process died (%s); no restarts left in this pass", how)
-        if loop is not None:
-            loop.call_soon(self._dispatch, loop)
-
-    @staticmethod
-    def _close(worker: _Worker) -> None:
-        if worker.clock is not None:
-            worker.clock.cancel()
-            worker.clock = None
-        if worker.loop is not None:
-            worker.loop.remove_reader(worker.replies.fileno())
-            worker.loop.remove_writer(worker.pages.fileno())
-            worker.loop = None
-        worker.replies.close()
-        worker.pages.close()
-        if worker.process.is_alive():
-            # It keeps nothing: an answer not yet read is for a page the pass no longer waits for. Killed,
-            # because after an idle revisit it may still be starting up and would read EOF only then.
-            worker.process.kill()
-        worker.process.join(5)
-
-    def close(self) -> None:
-        for worker in self._workers:
-            self._close(worker)
-            for future, _, _ in worker.in_flight.values():
-                future.cancel()
-        self._workers = []
-        for *_, future in self._waiting:
-            future.cancel()
-        self._waiting.clear()

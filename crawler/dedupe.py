@@ -1,7 +1,7 @@
 """Is this article a reprint of one already queued? The decision rule, and the Redis index that applies it.
 
 Evidence of an article (`evidence`): its text as the pipeline passes it (title, lead, body paragraphs,
-one per line) loses site furniture, is folded to one width and script and squeezed of punctuation; then
+one per line; the caller has dropped site furniture with the site profile, crawler/analyse.py) is folded to one width and script and squeezed of punctuation; then
 - `simhash`: the 64-bit SimHash of the whole squeezed text;
 - `clauses`: a 32-bit hash and the length of each clause (text between commas, full stops, line breaks)
   of at least DEDUPE_MIN_CLAUSE_CHARS characters whose hash is 0 modulo DEDUPE_CLAUSE_SAMPLE (a fixed
@@ -81,7 +81,7 @@ def _clause_hash(clause: str) -> int:
 
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
-    text = norm.strip_site_furniture(text or "")
+    text = text or ""  # site furniture was dropped by the caller, with the site profile (crawler/analyse.py)
     fast = foldcodes.squeezed_and_clauses(text)  # the same as the string functions below, on arrays
     if fast is None:
         folded = norm.fold(text)

@@ -12,10 +12,7 @@ pass ends. Any process may fetch any page; the dupefilter (one SADD per request)
 twice in a pass, and the seen record and the publish script (atomic in Redis) mean no article is queued
 twice in the stream.
 
-What scrapy-redis does not know about, and this module adds:
-  - the spider's end-of-pass release request (`data:,`: hands this process's held items to its own
-    pipelines) must not be taken by another process, so it stays in a local queue;
-  - when is the pass over? Each process marks itself busy (`frontier:active:<id>`, with a TTL it renews
+What scrapy-redis does not know about, and this module adds: when is the pass over? Each process marks itself busy (`frontier:active:<id>`, with a TTL it renews
     while busy, so a crashed worker cannot hold a pass open) before it pops a request, and idle when its
     engine is idle. The leader ends the pass when the queue is empty and no process is busy; a worker
     leaves when the pass is closed and the queue is empty.
@@ -28,11 +25,11 @@ import os
 import socket
 import time
 import uuid
-from collections import deque
 
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 
+from newswatch.defaults import Keys
 from newswatch.errors import ConfigError
 
 try:
@@ -68,32 +65,20 @@ def frontier_settings(settings, url: str, role: str) -> dict:
 
 
 class SharedScheduler(_RedisScheduler or object):
-    """scrapy-redis's Scheduler, plus a local queue for `data:` requests and the busy mark of this process."""
+    """scrapy-redis's Scheduler, plus the busy mark of this process."""
 
     def open(self, spider):
         super().open(spider)
-        self.local: deque = deque()
-        self.keys = spider.keys
+        self.keys = Keys(spider.settings.get("NEWSWATCH_KEY_PREFIX", "newswatch"))
         self.ttl = spider.settings.getint("NEWSWATCH_FRONTIER_TTL", 60)
         self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.busy = False
 
-    def enqueue_request(self, request):
-        if request.url.startswith("data:"):
-            self.local.append(request)
-            return True
-        return super().enqueue_request(request)
-
     def next_request(self):
-        if self.local:
-            return self.local.popleft()
         # Busy before popping: the leader then never sees "queue empty, nobody busy" while a request is
         # between the queue and this process.
         self.mark_busy()
         return super().next_request()
-
-    def has_pending_requests(self):
-        return bool(self.local) or super().has_pending_requests()
 
     def mark_busy(self, renew: bool = False) -> None:
         if not self.busy or renew:
@@ -140,9 +125,10 @@ class SharedPass:
         from twisted.internet import task
 
         self.joined = self.role == "leader"
-        self.deadline = time.monotonic() + spider.nw.run_timeout
+        run_timeout = self.crawler.settings["NEWSWATCH"].run_timeout
+        self.deadline = time.monotonic() + run_timeout
         if self.role == "leader":
-            self.scheduler.server.set(spider.keys.frontier_pass, os.getpid(), ex=spider.nw.run_timeout)
+            self.scheduler.server.set(self.scheduler.keys.frontier_pass, os.getpid(), ex=run_timeout)
         self.renew = task.LoopingCall(self._renew)
         self.renew.start(max(1, self.scheduler.ttl // 3), now=False)
 
@@ -151,9 +137,9 @@ class SharedPass:
             self.scheduler.mark_busy(renew=True)
 
     def spider_idle(self, spider):
-        if getattr(spider, "held", None):
+        if len(getattr(spider, "order", ())):
             return  # the spider is releasing its items first (its own idle handler keeps it open)
-        scheduler, keys = self.scheduler, spider.keys
+        scheduler, keys = self.scheduler, self.scheduler.keys
         scheduler.mark_idle()
         if self.role == "leader":
             if len(scheduler.queue) == 0 and not scheduler.anyone_busy():
@@ -181,4 +167,4 @@ class SharedPass:
         if getattr(self, "renew", None) is not None and self.renew.running:
             self.renew.stop()
         if self.role == "leader" and reason != "finished":
-            self.scheduler.server.delete(spider.keys.frontier_pass)
+            self.scheduler.server.delete(self.scheduler.keys.frontier_pass)

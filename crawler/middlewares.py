@@ -43,8 +43,6 @@ class OriginGuardMiddleware:
         return cls(crawler.settings["NEWSWATCH"].site_url, crawler.stats)
 
     def process_request(self, request, spider=None):
-        if request.url.startswith("data:"):  # generated in-process (the spider's item release), not fetched
-            return None
         if origin(request.url) != self.origin:
             self.stats.inc_value("newswatch/offsite_blocked")
             log.warning("not following %s: it leaves the site's origin", request.url)

@@ -4,8 +4,8 @@
 file and one fingerprint serve both scripts. `normalize` also applies NFKC (full-width digits and
 punctuation to ASCII) and drops punctuation and whitespace, which reprints change freely.
 
-The reprint detector needs a little more (`fold`, `clauses`): site furniture that slipped past
-the extractor is dropped first, and Traditional text is folded character by character (the character
+The reprint detector needs a little more (`fold`, `clauses`; site furniture is the site profile's to
+drop, crawler/sites): Traditional text is folded character by character (the character
 dictionaries of OpenCC `tw2sp`, one table lookup per character) and then has Taiwan phrasing undone
 (OpenCC's TWPhrasesRev list, crawler/data/tw_phrases_rev.txt: 資訊→信息, 軟體→软件), because reprints
 converted with `s2twp` change words that a character table does not change back. OpenCC's own phrase
@@ -30,18 +30,6 @@ _NOISE = re.compile(r"[\W_]+", re.UNICODE)
 # text with a character that can combine with a neighbour (combining marks, jamo, the second half of a
 # canonical pair) or outside the Basic Multilingual Plane takes the full algorithm. Built on first use.
 _nfkc_tables = None
-
-# Site furniture (see SOURCE_SITE.md): image caption lines `<title> - 天天要聞(<caption>)`, a site-name
-# suffix on a title, and the `國際分類資訊推薦` block of unrelated recommended items that ends a page.
-# Page text is hostile and a line may be a megabyte long: every check here runs in time linear in the
-# line. A pattern with a leading `.*` or `\s*` that must then find something later (`^.*X.*Y$`, `\s*X$`)
-# backtracks quadratically when X keeps almost matching (issue 12: a 1.5M-character paragraph of
-# `美俄會談 - 天天要聞(` took minutes), so the caption's middle is found by one `search` (no leading
-# wildcard, so each start position costs a bounded amount) and its ends by plain string methods.
-_SITE_NAMES = ("天天要聞", "天天要闻")
-_CAPTION_MARK = re.compile(r"\s[-–—]\s*天天要[聞闻]\s*[(（]")
-_SUFFIX_SEPARATORS = "-–—|｜_"
-_RECOMMENDED = re.compile(r"^\s*\S{0,8}分[類类][資资][訊讯]推[薦荐]\s*$")
 
 # Clause ends, after NFKC: full stops, commas (，、 and ASCII), colons, semicolons, question and
 # exclamation marks, line breaks; an ASCII '.' only when it is not a decimal point (reprints swap 。 for
@@ -121,41 +109,6 @@ def normalize(text: str) -> str:
     if not text:
         return ""
     return _NOISE.sub("", to_simplified(nfkc(text)).lower())
-
-
-def strip_site_furniture(text: str) -> str:
-    """Drop caption lines, site-name suffixes and the recommended block, should the extractor miss them."""
-    if "天天要" not in text and "推薦" not in text and "推荐" not in text:
-        return text  # the usual case once the extractor has done its job: skip the per-line regexes
-    kept = []
-    for line in text.split("\n"):
-        if _RECOMMENDED.match(line):
-            break  # everything after the header is other articles
-        if is_caption(line):
-            continue
-        kept.append(drop_site_suffix(line))
-    return "\n".join(kept)
-
-
-def is_caption(line: str) -> bool:
-    """`<anything> - 天天要聞(<anything>)`: the site's mark, then a closing bracket ending the line."""
-    end = line.rstrip()
-    if not end.endswith((")", "）")):
-        return False
-    # The earliest mark ends earliest (a mark cannot start inside another), so one search decides.
-    mark = _CAPTION_MARK.search(line)
-    return mark is not None and mark.end() < len(end)
-
-
-def drop_site_suffix(line: str) -> str:
-    """The line without a trailing ` - 天天要聞` (any of the separators), else the line as it was."""
-    head = line.rstrip()
-    if not head.endswith(_SITE_NAMES):
-        return line
-    head = head[: -len(_SITE_NAMES[0])].rstrip()
-    if not head or head[-1] not in _SUFFIX_SEPARATORS:
-        return line
-    return head[:-1].rstrip()
 
 
 # Code points OpenCC's t2s changes on their own: a text with none of them is already Simplified and

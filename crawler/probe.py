@@ -24,7 +24,8 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from crawler.extract import ExtractedArticle, extract_article, parse_list_page
+from crawler.extract import ExtractedArticle, extract_article
+from crawler.listing import parse_list_page
 from crawler.sites import SiteProfile, load_profile
 from crawler.topic import load_topic
 

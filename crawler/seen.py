@@ -1,6 +1,9 @@
 """The seen-URL record: which article pages were already fetched, so a revisit fetches only new ones.
 
-Reads the settings `seen_days` and `max_fetch_failures`.
+A Scrapy extension (`SeenRecord.of(crawler)` for the spider and the pipelines): old entries are swept when
+the spider opens, batched marks are flushed when it closes. Reads the Scrapy settings
+NEWSWATCH_SEEN_DAYS, NEWSWATCH_MAX_FETCH_FAILURES and NEWSWATCH_KEY_PREFIX, and NEWSWATCH_FRONTIER_ROLE
+(a worker of a shared pass leaves the sweep to the leader).
 
 A page that answered 2xx is seen, whatever it yielded; a page that failed is not, and is tried again on
 later passes until it has failed `max_fetch_failures` times. Entries expire after `seen_days`: Redis 6.2 has
@@ -10,10 +13,13 @@ no per-field expiry, so the hash stores the time each URL was seen and `sweep()`
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import redis
+from scrapy import signals
 
+from crawler.redis_client import RedisClient
 from newswatch.defaults import Keys
 
 log = logging.getLogger(__name__)
@@ -22,17 +28,39 @@ BATCH = 100  # pages per round trip in mark_seen_later
 
 
 class SeenRecord:
-    def __init__(self, client: redis.Redis, keys: Keys, *, seen_days: int, max_failures: int):
+    def __init__(self, client: redis.Redis | None, keys: Keys, *, seen_days: int, max_failures: int):
         if seen_days < 1 or max_failures < 1:
             raise ValueError("seen_days and max_failures must be at least 1")
-        self.client, self.keys = client, keys
+        self._client, self.keys = client, keys
+        self._crawler = None
         self.ttl = seen_days * 86400
         self.max_failures = max_failures
         self._batch: dict[str, str] = {}
+        self._batch_lock = threading.Lock()  # the pipelines mark from their own threads
 
     @classmethod
-    def from_settings(cls, client: redis.Redis, settings) -> SeenRecord:
-        return cls(client, settings.keys, seen_days=settings.seen_days, max_failures=settings.max_fetch_failures)
+    def from_crawler(cls, crawler) -> SeenRecord:
+        s = crawler.settings
+        record = cls(None, Keys(s.get("NEWSWATCH_KEY_PREFIX", "newswatch")),
+                     seen_days=s.getint("NEWSWATCH_SEEN_DAYS"), max_failures=s.getint("NEWSWATCH_MAX_FETCH_FAILURES"))
+        record._crawler = crawler  # the client is the crawl's (RedisClient), taken on first use
+        if s.get("NEWSWATCH_FRONTIER_ROLE") != "worker":
+            crawler.signals.connect(record.sweep, signal=signals.spider_opened)
+        crawler.signals.connect(record.flush, signal=signals.spider_closed)
+        return record
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = RedisClient.of(self._crawler)
+        return self._client
+
+    @staticmethod
+    def of(crawler) -> SeenRecord:
+        record = crawler.get_extension(SeenRecord)
+        if record is None:
+            raise RuntimeError("crawler.seen.SeenRecord is not enabled in EXTENSIONS")
+        return record
 
     def unseen(self, urls: list[str], now: float | None = None) -> list[str]:
         """The URLs (canonical) still to fetch: not seen within the retention and not given up on."""
@@ -78,14 +106,17 @@ class SeenRecord:
         """Record a 2xx page whose item was dropped (off topic, a reprint), in a batch: one round trip per
         `BATCH` pages instead of one per page. Losing the batch in a crash only means fetching those pages
         again on the next pass."""
-        self._batch[url] = f"{time.time() if now is None else now:.0f}"
-        if len(self._batch) >= BATCH:
+        with self._batch_lock:
+            self._batch[url] = f"{time.time() if now is None else now:.0f}"
+            full = len(self._batch) >= BATCH
+        if full:
             self.flush()
 
     def flush(self) -> None:
-        if not self._batch:
+        with self._batch_lock:
+            batch, self._batch = self._batch, {}
+        if not batch:
             return
-        batch, self._batch = self._batch, {}
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(self.keys.seen, mapping=batch)
         pipe.hdel(self.keys.failures, *batch)

@@ -18,9 +18,20 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: 
     leader's pass instead of starting one."""
     return {
         "BOT_NAME": "newswatch",
-        "NEWSWATCH": settings,
+        "NEWSWATCH": settings,  # for the Redis extension (where the server is) and the spider
         "NEWSWATCH_BASELINE": baseline,
         "NEWSWATCH_PROGRESS": progress,
+        # Flat, typed settings of the crawl's components (crawler/seen.py, conditional.py, pipelines.py,
+        # analysis_processes.py), taken from newswatch's one declaration of each.
+        "NEWSWATCH_KEY_PREFIX": settings.key_prefix,
+        "NEWSWATCH_SEEN_DAYS": settings.seen_days,
+        "NEWSWATCH_MAX_FETCH_FAILURES": settings.max_fetch_failures,
+        "NEWSWATCH_DEDUPE_RETENTION_DAYS": settings.dedupe_retention_days,
+        "NEWSWATCH_DEDUPE_MIN_CHARS": settings.dedupe_min_chars,
+        "NEWSWATCH_ANALYSIS_PROCESSES": settings.effective_analysis_processes,
+        "NEWSWATCH_ANALYSIS_TIMEOUT": settings.analysis_timeout,
+        "NEWSWATCH_TOPICS": str(settings.topics) if settings.topics else None,
+        "NEWSWATCH_CONDITIONAL_GET": True,
         "USER_AGENT": settings.effective_user_agent,
         "ROBOTSTXT_OBEY": True,
         "COOKIES_ENABLED": False,
@@ -67,15 +78,20 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: 
             # robots.txt kept in Redis across passes, its Crawl-delay honoured: replaces Scrapy's, in its place.
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.robots.CachedRobotsTxtMiddleware": 100,
+            # Validators on first list pages; beside Scrapy's HttpCache slot (900), which is not used.
+            "crawler.conditional.ConditionalGetMiddleware": 880,
         },
         "SPIDER_MIDDLEWARES": {},
         "ITEM_PIPELINES": {
-            "crawler.pipelines.TopicPipeline": 100,
             "crawler.pipelines.DedupePipeline": 200,
             "crawler.pipelines.PublishPipeline": 300,
         },
         "EXTENSIONS": {
             "scrapy.extensions.telnet.TelnetConsole": None,
+            # The crawl's one Redis client first: the others take it from here.
+            "crawler.redis_client.RedisClient": 100,
+            "crawler.seen.SeenRecord": 110,
+            "crawler.analysis_processes.AnalysisProcesses": 120,
             "crawler.progress.Progress": 500,
             "crawler.frontier.SharedPass": 400,
         },

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.extract import extract_article, parse_date, parse_list_page, unwrap_image
+from crawler.extract import extract_article, parse_date, unwrap_image
+from crawler.listing import parse_list_page
 from crawler.sites import load_profile
 from tests.replica import (
     SEED,

@@ -24,7 +24,7 @@ import jsonschema
 import psutil
 import pytest
 
-from crawler.extract import MAX_LIST_URLS
+from crawler.listing import MAX_LIST_URLS
 from tests.replica import (
     SEED_ID,
     Replica,
@@ -492,12 +492,13 @@ CRAFTED, CRAFTED_2 = SEED_ID - 2, SEED_ID - 1
 
 
 def crafted_site(pages: tuple[int, ...] = (CRAFTED,)) -> Replica:
-    """`small_site` plus on-topic articles with one paragraph of ≈1.5M characters of `美俄會談 - 天天要聞(`
-    each (2.8 MB, within the download cap): the old caption pattern was quadratic in it."""
+    """`small_site` plus on-topic articles with one paragraph of ≈1.9M characters of `美俄會談 - 天天要聞(`
+    each (3.6 MB, within the download cap and the extractor's 2M-character cut): the old caption pattern
+    was quadratic in it."""
     replica = small_site(victims=0)
     for n, article_id in enumerate(pages):
         page = topic_article(on_topic_texts()[2 + n], article_id, published="2025年02月09日08:00:00")
-        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 100_000]
+        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 160_000]
         replica.add(page)
     return replica
 
@@ -516,8 +517,8 @@ def test_issue12_point1_crafted_page_is_analysed_in_linear_time(test_env, redis_
 
 def test_issue12_point1_analysis_timeout_fails_the_page_only_and_ends_after_max_failures(
         test_env, redis_client, keys):
-    """A page whose analysis passes NEWSWATCH_ANALYSIS_TIMEOUT (here 1 s: a crafted page needs several
-    even in linear time, a normal one a few hundredths) is a failed fetch of that page alone: the pages
+    """A page whose analysis passes NEWSWATCH_ANALYSIS_TIMEOUT (here 0.3 s: a crafted page needs about a
+    second even in linear time, a normal one a few hundredths) is a failed fetch of that page alone: the pages
     the analysis process held behind it go to its replacement, every other article is published in the
     same pass, and after NEWSWATCH_MAX_FETCH_FAILURES passes the page is no longer fetched.
 
@@ -525,7 +526,7 @@ def test_issue12_point1_analysis_timeout_fails_the_page_only_and_ends_after_max_
     first, so it is held behind it; it is then analysed (and timed out) on its own account, once."""
     crafted = (CRAFTED, CRAFTED_2)
     replica = crafted_site(crafted)
-    env = dict(test_env, NEWSWATCH_MAX_FETCH_FAILURES="2", NEWSWATCH_ANALYSIS_TIMEOUT="1",
+    env = dict(test_env, NEWSWATCH_MAX_FETCH_FAILURES="2", NEWSWATCH_ANALYSIS_TIMEOUT="0.3",
                NEWSWATCH_ANALYSIS_PROCESSES="1")
     with replica:
         for failed_passes in (1, 2):

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from crawler.extract import MAX_LIST_URLS, extract_article, parse_list_page
+from crawler.extract import extract_article
+from crawler.listing import MAX_LIST_URLS, parse_list_page
 from crawler.sites import load_profile
 from tests.replica import SEED_ID, standard_site
 

@@ -57,6 +57,8 @@ class SiteProfile:
         self.date_re = _compile(data, "article", "date_pattern")
         self.caption_re = _compile(data, "article", "caption_pattern")
         self.title_suffix_re = _compile(data, "article", "title_suffix")
+        self.recommended_line_re = _compile(data, "article", "recommended_line")
+        self.furniture_markers: tuple[str, ...] = tuple(self.article["furniture_markers"])
         self._refs: dict[str, ArticleRef | None] = {}
 
     def list_url(self, site_url: str, category: str, page: int) -> str:
@@ -94,6 +96,28 @@ class SiteProfile:
 
     def category_name(self, slug: str) -> str | None:
         return self.categories.get(slug)
+
+    # -- site furniture: captions, the site's name after a title, the recommended block -----------------
+    def is_furniture(self, line: str) -> bool:
+        """An image caption line, or a line that ends with the site's name (a title copied into the body)."""
+        return bool(self.caption_re.match(line) or self.title_suffix_re.search(line))
+
+    def strip_title_suffix(self, title: str) -> str:
+        return self.title_suffix_re.sub("", title).strip() or title
+
+    def strip_furniture(self, text: str) -> str:
+        """Text (lines) without caption lines, site-name suffixes and anything from the recommended block's
+        header on, should the extractor have let any through: what the reprint detector reads."""
+        if not any(marker in text for marker in self.furniture_markers):
+            return text  # the usual case once the extractor has done its job
+        kept = []
+        for line in text.split("\n"):
+            if self.recommended_line_re.match(line):
+                break  # everything after the header is other articles
+            if self.caption_re.match(line):
+                continue
+            kept.append(self.title_suffix_re.sub("", line).rstrip())
+        return "\n".join(kept)
 
 
 def _compile(data: dict, table: str, key: str):
