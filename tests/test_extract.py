@@ -243,3 +243,14 @@ def test_lead_repeated_as_first_paragraph_is_kept_once():
     got = extract_article(html, SITE + "/international/1.html", PROFILE)
     assert got.summary == "導語一句。"
     assert got.paragraphs == ["正文。"]
+
+
+def test_the_content_type_charset_decides_the_decoding():
+    """No <meta charset>: the response's header says GBK (w3lib's html_to_unicode, as Scrapy's response.text)."""
+    page = ('<html><body><h1 class="entry-title">美俄会谈在利雅得举行</h1><span class="my-date">2025年02月18日20:15:00'
+            '</span><div class="single-content"><p>美俄两国外长在利雅得举行会谈，讨论双边关系。</p></div></body></html>')
+    got = extract_article(page.encode("gbk"), "http://127.0.0.1:1/international/1.html", PROFILE,
+                          "text/html; charset=GBK")
+    assert got.title == "美俄会谈在利雅得举行" and got.paragraphs == ["美俄两国外长在利雅得举行会谈，讨论双边关系。"]
+    # Without the header the same bytes are not UTF-8: the title does not come out right.
+    assert extract_article(page.encode("gbk"), "http://127.0.0.1:1/international/1.html", PROFILE).title != got.title
