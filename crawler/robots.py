@@ -33,7 +33,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.misc import build_from_crawler
 from twisted.internet.defer import Deferred
 
-from newswatch.connection import connect
+from crawler.redis_client import RedisClient
 from newswatch.robots import RobotsCache, RobotsRecord, lifetime, site_origin
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,11 @@ class CachedRobotsTxtMiddleware(RobotsTxtMiddleware):
         super().__init__(crawler)  # NotConfigured unless ROBOTSTXT_OBEY
         settings = crawler.settings["NEWSWATCH"]
         self.origin = site_origin(settings.site_url)
-        self.client = connect(settings, start_embedded=False)
+        self.client = RedisClient.of(crawler)  # the crawl's one client
         self.cache = RobotsCache(self.client, settings.keys, settings.site_url)
         self.crawl_delay = 0.0
         self.paced: set[str] = set()
         self.answered = 0.0  # time.monotonic() of the latest answer from the site (robots.txt included)
-        crawler.signals.connect(self._closed, signal=signals.spider_closed)
-
-    def _closed(self, spider, reason):
-        self.client.close()
 
     @property
     def useragent(self) -> str:
