@@ -39,6 +39,11 @@ class SeenRecord:
         self._batch_lock = threading.Lock()  # the pipelines mark from their own threads
 
     @classmethod
+    def from_settings(cls, client: redis.Redis, settings) -> SeenRecord:
+        """Outside a crawl (the poll before one: crawler/poll.py), from newswatch's typed settings."""
+        return cls(client, settings.keys, seen_days=settings.seen_days, max_failures=settings.max_fetch_failures)
+
+    @classmethod
     def from_crawler(cls, crawler) -> SeenRecord:
         s = crawler.settings
         record = cls(None, Keys(s.get("NEWSWATCH_KEY_PREFIX", "newswatch")),
