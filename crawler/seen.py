@@ -17,9 +17,7 @@ import threading
 import time
 
 import redis
-from scrapy import signals
 
-from crawler.redis_client import RedisClient
 from newswatch.defaults import Keys
 
 log = logging.getLogger(__name__)
@@ -45,6 +43,9 @@ class SeenRecord:
 
     @classmethod
     def from_crawler(cls, crawler) -> SeenRecord:
+        # lazy: the poll before a pass (crawler/poll.py) uses this record without importing Scrapy at all
+        from scrapy import signals
+
         s = crawler.settings
         record = cls(None, Keys(s.get("NEWSWATCH_KEY_PREFIX", "newswatch")),
                      seen_days=s.getint("NEWSWATCH_SEEN_DAYS"), max_failures=s.getint("NEWSWATCH_MAX_FETCH_FAILURES"))
@@ -57,6 +58,8 @@ class SeenRecord:
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
+            from crawler.redis_client import RedisClient  # lazy: see from_crawler
+
             self._client = RedisClient.of(self._crawler)
         return self._client
 
