@@ -202,3 +202,18 @@ def test_quick_start_replica_publishes_a_new_article_and_receiver_checks_signatu
     finally:
         _stop(site)
         _stop(hook)
+
+
+REPO_PATH = re.compile(r"(?<![\w./-])((?:crawler|newswatch|alerts|scheduler|tests|bench|scripts|docs)/[\w./-]+?"
+                       r"\.(?:py|toml|md|jsonl|json|txt|yml|lua))(?![\w])")
+
+
+def test_every_file_the_readme_and_docs_name_exists():
+    """A path the prose names (`crawler/extract.py`, tests/test_faults_site.py …) is a file of the
+    repository: modules move, and the pages must move with them."""
+    missing = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for path in sorted(set(REPO_PATH.findall(page.read_text(encoding="utf-8")))):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {path}")
+    assert not missing, "\n".join(missing)
