@@ -9,12 +9,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newswatch.crontab import crontab_trigger
 from newswatch.errors import ConfigError
-from newswatch.sentinel_url import SENTINEL_FORM, parse_sentinel_url
+from newswatch.sentinel_url import parse_sentinel_url
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -97,19 +97,54 @@ def site_url(name: str, raw: Any) -> str:
 
 
 def redis_url(name: str, raw: Any) -> str | None:
+    """A Redis URL redis-py can connect with, checked whole at load so a typo is one line, not a traceback
+    at the first connection. Messages never quote the URL: it may carry the password."""
     value = text()(name, raw)
     if value is None:
         return None
-    scheme = urlsplit(value).scheme
+    scheme = value.partition("://")[0].lower() if "://" in value else ""
     if scheme == "redis+sentinel":
         try:
             parse_sentinel_url(value)
-        except ValueError:
-            raise ConfigError(name, f"expected {SENTINEL_FORM}") from None
+        except ValueError as exc:
+            raise ConfigError(name, str(exc)) from None
         return value
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(name, f"expected a redis://, rediss://, unix:// or redis+sentinel:// URL, got scheme {scheme!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(name, f"expected {scheme}://[:password@]host[:port]/db with a host (IPv6 in [brackets]) "
+                                "and a port 1-65535") from None
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(name, "expected unix:///path/to/redis.sock")
+    else:
+        if not parts.hostname:
+            raise ConfigError(name, f"expected {scheme}://[:password@]host[:port]/db with a host")
+        if port == 0:
+            raise ConfigError(name, "expected a port 1-65535")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ConfigError(name, f"expected the database number as the path (/0 … /15), got /{db}")
+    _redis_query(name, parts.query)
     return value
+
+
+def _redis_query(name: str, query: str) -> None:
+    """Only the query options redis-py parses itself; any other is handed to its connection class as a keyword
+    argument and fails there (TypeError) at the first command."""
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS  # lazy: redis is heavy for `newswatch --help`
+
+    for key, values in parse_qs(query, keep_blank_values=True).items():
+        if key not in URL_QUERY_ARGUMENT_PARSERS:
+            raise ConfigError(name, f"unknown URL query option {key!r}; expected one of "
+                                    f"{', '.join(sorted(URL_QUERY_ARGUMENT_PARSERS))}")
+        try:
+            URL_QUERY_ARGUMENT_PARSERS[key](values[0])
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"URL query option {key!r} has a value of the wrong type") from None
 
 
 def categories(name: str, raw: Any) -> tuple[str, ...]:

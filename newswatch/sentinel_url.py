@@ -26,8 +26,8 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str |
         host, sep, port = part.rpartition(":")
         if not sep or "]" in port:  # no port given (or a bare IPv6 literal)
             host, port = part, ""
-        if port and not port.isdigit() or not host.strip("[]"):
-            raise ValueError(f"expected {SENTINEL_FORM}")
+        if port and not port.isdigit() or not host.strip("[]") or port and not 1 <= int(port) <= 65535:
+            raise ValueError(f"expected {SENTINEL_FORM} (ports 1-65535)")
         sentinels.append((host.strip("[]"), int(port) if port else 26379))
     service, _, db = path.partition("/")
     if not url.startswith(SENTINEL_SCHEME + "://") or not sentinels or not service or (db and not db.isdigit()):
