@@ -133,8 +133,8 @@ class Settings:
     metrics_port: int | None = setting(None, parsers.number(int, minimum=0, maximum=65535, optional=True),
         "serve Prometheus metrics on this port (unset: off)")
     log_level: str = setting("INFO", parsers.log_level,
-        "debug, info, warning, error")
-    sentry_dsn: str | None = setting(None, parsers.text(),
+        "debug, info, warning, error, critical")
+    sentry_dsn: str | None = setting(None, parsers.sentry_dsn,
         "Sentry DSN; unset: nothing is sent", secret=True, env="SENTRY_DSN")
     sentry_environment: str | None = setting(None, parsers.text(),
         "Sentry environment name", env="SENTRY_ENVIRONMENT")
@@ -251,6 +251,9 @@ class Settings:
             elif spec.attr == "user_agent" and value is None:
                 value = self.effective_user_agent
             rows.append((spec.env_name, mask(value, spec.secret, spec.attr), self.sources.get(spec.attr, "default")))
+        # the file itself is read from the environment only; listed so `config` shows every variable it reads
+        rows.append(("NEWSWATCH_CONFIG", str(self.config_file) if self.config_file else "(unset)",
+                     "env" if self.config_file else "default"))
         for endpoint in self.webhooks:
             rows.append((f"webhooks.{endpoint.name}",
                          f"{mask(endpoint.url, True, 'url')} format={endpoint.format}"

@@ -5,8 +5,10 @@ any TOML value from the file.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newswatch.crontab import crontab_trigger
 from newswatch.errors import ConfigError
+from newswatch.masking import mask_url
 from newswatch.sentinel_url import parse_sentinel_url
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -43,6 +46,8 @@ def number(kind: type, *, minimum: float | None = None, maximum: float | None = 
         except (TypeError, ValueError):
             word = "an integer" if kind is int else "a number"
             raise ConfigError(name, f"expected {word}, got {raw!r}") from None
+        if not math.isfinite(value):  # nan passes every comparison below: a nan delay is no delay at all
+            raise ConfigError(name, f"expected a finite number, got {raw!r}")
         if minimum is not None and value < minimum:
             raise ConfigError(name, f"expected at least {minimum}, got {raw!r}")
         if maximum is not None and value > maximum:
@@ -181,10 +186,28 @@ def cron(name: str, raw: Any) -> str | None:
     if value is None:
         return None
     try:
-        crontab_trigger(value, "UTC")  # the function that builds the revisit job's trigger
+        trigger = crontab_trigger(value, "UTC")  # the function that builds the revisit job's trigger
     except (ValueError, TypeError) as exc:
         raise ConfigError(name, f"expected a 5-field cron expression such as '*/10 * * * *', "
                                 f"got {value!r} ({exc})") from None
+    # `0 0 31 2 *` parses but never fires: the service would revisit once and then never again.
+    if trigger.get_next_fire_time(None, datetime.now(trigger.timezone)) is None:
+        raise ConfigError(name, f"expected a cron expression that fires, got {value!r} (it never matches a date)")
+    return value
+
+
+def sentry_dsn(name: str, raw: Any) -> str | None:
+    """A DSN the Sentry SDK accepts, checked at load: the SDK raises BadDsn at init, in every command but config."""
+    value = text()(name, raw)
+    if value is None:
+        return None
+    from sentry_sdk.utils import BadDsn, Dsn  # lazy: the SDK is only needed when a DSN is set
+
+    try:
+        Dsn(value)
+    except BadDsn as exc:
+        raise ConfigError(name, f"expected a Sentry DSN such as https://<key>@o0.ingest.sentry.io/<project>, "
+                                f"got {mask_url(value)} ({exc})") from None
     return value
 
 

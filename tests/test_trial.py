@@ -50,3 +50,44 @@ def test_trial_01_redis_url_options_redis_py_knows_pass():
     proc = _cli("config", env={"NEWSWATCH_REDIS_URL": "redis://:s3cr3t@127.0.0.1:6379/3?socket_timeout=2"})
     assert proc.returncode == 0, proc.stderr
     assert "s3cr3t" not in proc.stdout
+
+
+@pytest.mark.parametrize("dsn", ["notadsn", "https://s3cr3t@o0.ingest.sentry.io/notaproject", "ftp://s3cr3t@host/1"])
+@pytest.mark.parametrize("command", ["status", "config"])
+def test_trial_02_bad_sentry_dsn(dsn, command):
+    _refused(_cli(command, env={"SENTRY_DSN": dsn}), "SENTRY_DSN")
+
+
+@pytest.mark.parametrize("expr", ["0 0 31 2 *", "0 0 30 2 *"])
+def test_trial_06_cron_that_never_fires(expr):
+    line = _refused(_cli("config", env={"NEWSWATCH_CRON": expr}), "NEWSWATCH_CRON")
+    assert "never" in line
+
+
+def test_trial_06_cron_that_fires_passes():
+    assert _cli("config", env={"NEWSWATCH_CRON": "0 0 29 2 *"}).returncode == 0  # leap days come
+
+
+@pytest.mark.parametrize("name", ["NEWSWATCH_DOWNLOAD_DELAY", "NEWSWATCH_WEBHOOK_TIMEOUT", "NEWSWATCH_MAX_PAGES"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+def test_trial_07_non_finite_numbers(name, value):
+    _refused(_cli("config", env={name: value}), name)
+
+
+def test_trial_09_config_lists_its_file(tmp_path):
+    conf = tmp_path / "newswatch.toml"
+    conf.write_text("max_pages = 3\n")
+    out = _cli("config", env={"NEWSWATCH_CONFIG": str(conf)}).stdout
+    assert any(line.split()[:2] == ["NEWSWATCH_CONFIG", str(conf)] for line in out.splitlines()), out
+    unset = _cli("config").stdout
+    assert any(line.split()[:2] == ["NEWSWATCH_CONFIG", "(unset)"] for line in unset.splitlines()), unset
+
+
+def test_trial_12_log_level_doc_names_every_accepted_level():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    row = next(line for line in doc.splitlines() if "NEWSWATCH_LOG_LEVEL" in line)
+    for level in ("debug", "info", "warning", "error", "critical"):
+        assert level in row
+        assert _cli("config", env={"NEWSWATCH_LOG_LEVEL": level}).returncode == 0
