@@ -16,6 +16,7 @@ import sys
 from newswatch import __version__
 from newswatch.config import Settings
 from newswatch.errors import ConfigError, CrawlFailed, InputError, RedisUnavailable
+from newswatch.inputs import numbered_lines
 from newswatch.observability import init_sentry
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     dedupe.add_argument("file", help="file of JSON lines {\"a\": earlier text, \"b\": later text}, or - for stdin")
 
     topic = sub.add_parser("topic", help="judge JSON lines {title, body} with the crawl's topic rule")
-    topic.add_argument("file", help="file of JSON lines {\"title\": ..., \"body\": ...}, or - for stdin")
+    topic.add_argument("file", help="file of JSON lines {\"title\": ..., \"body\": ...} (strings; a missing or null one counts as "
+                            "empty), or - for stdin")
     topic.add_argument("--topic", help="topic file (default: NEWSWATCH_TOPICS, else the built-in one)")
     return parser
 
@@ -147,29 +149,18 @@ def dedupe_command(settings, path: str) -> int:
     """One JSON line out per line in: the pipeline's own decision and the whole-text SimHash distance."""
     from crawler.dedupe import compare  # lazy: see the module's docstring
 
-    stream = sys.stdin if path == "-" else _open_input(path)
-    with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                pair = json.loads(line)
-                a, b = pair["a"], pair["b"]
-                if not isinstance(a, str) or not isinstance(b, str):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise InputError(f"{path}: line {number}: expected a JSON object "
-                                 f'{{"a": "earlier text", "b": "later text"}}') from None
-            verdict = compare(a, b, min_chars=settings.dedupe_min_chars)
-            print(json.dumps({"duplicate": verdict.duplicate, "distance": verdict.distance}))
+    for number, line in numbered_lines(path):
+        try:
+            pair = json.loads(line)
+            a, b = pair["a"], pair["b"]
+            if not isinstance(a, str) or not isinstance(b, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: line {number}: expected a JSON object "
+                             f'{{"a": "earlier text", "b": "later text"}}') from None
+        verdict = compare(a, b, min_chars=settings.dedupe_min_chars)
+        print(json.dumps({"duplicate": verdict.duplicate, "distance": verdict.distance}))
     return EXIT_OK
-
-
-def _open_input(path: str):
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 if __name__ == "__main__":

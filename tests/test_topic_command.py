@@ -54,7 +54,7 @@ def test_reads_a_file_and_uses_the_topic_the_crawl_uses(tmp_path):
     assert flag.stdout == configured.stdout
 
 
-@pytest.mark.parametrize("bad", ['{"title": "x"}', "not json", '["a", "b"]', '{"title": 3, "body": "x"}'])
+@pytest.mark.parametrize("bad", ['{"title": "x", "body": 3}', "not json", '["a", "b"]', '{"title": 3, "body": "x"}'])
 def test_a_malformed_line_is_named_by_number_exit_2(bad):
     done = newswatch("topic", "-", stdin=lines(ON) + "\n" + bad + "\n" + lines(OFF))
     assert done.returncode == 2

@@ -91,3 +91,33 @@ def test_trial_12_log_level_doc_names_every_accepted_level():
     for level in ("debug", "info", "warning", "error", "critical"):
         assert level in row
         assert _cli("config", env={"NEWSWATCH_LOG_LEVEL": level}).returncode == 0
+
+
+@pytest.mark.parametrize("command", ["topic", "dedupe"])
+def test_trial_03_input_file_not_utf8(tmp_path, command):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"title": "caf\u00e9", "body": "x", "a": "x", "b": "y"}\n'.encode("latin-1"))
+    line = _refused(_cli(command, str(bad)), str(bad))
+    assert "UTF-8" in line
+
+
+def _topic(stdin: str):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    return subprocess.run([sys.executable, "-m", "newswatch.cli", "topic", "-"], input=stdin, env=base,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_trial_10_missing_and_null_title_or_body_are_both_empty():
+    import json
+
+    lines = ['{"body": "x"}', '{"title": null, "body": "x"}', '{"title": "x"}', '{"title": "x", "body": null}']
+    done = _topic("\n".join(lines) + "\n")
+    assert done.returncode == 0, done.stderr
+    out = [json.loads(x) for x in done.stdout.splitlines()]
+    assert len(out) == 4 and out[0] == out[1] and out[2] == out[3]
+
+
+@pytest.mark.parametrize("bad", ['{"title": 1, "body": null}', '{"title": "x", "body": 3}', '{"body": ["x"]}'])
+def test_trial_10_a_title_or_body_of_another_type_is_refused(bad):
+    done = _topic(bad + "\n")
+    assert done.returncode == 2 and "line 1" in done.stderr and "Traceback" not in done.stderr
