@@ -20,10 +20,16 @@ log = logging.getLogger(__name__)
 
 KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL of a child's process group
 
+# Why not `python -m newswatch.cli`: -m and -c put the current folder first on sys.path, so a daemon
+# started from a folder holding a `newswatch/` directory (the parent of a clone) would have every child
+# import that instead and die at start. (`-P` does this from Python 3.11 on; 3.10 is still supported.)
+_DROP_CWD = "import sys\nif sys.path and sys.path[0] == '':\n    del sys.path[0]\n"
+_CLI = _DROP_CWD + "from newswatch.cli import main\nsys.exit(main())\n"
+
 # Runs in front of every child: asks for a signal when the daemon dies, then execs the real command (the
 # request survives exec).
-_ORPHAN_GUARD = (
-    "import os, sys\n"
+_ORPHAN_GUARD = _DROP_CWD + (
+    "import os\n"
     "from newswatch.lifetime import die_with_parent\n"
     "if not die_with_parent(int(sys.argv[2]), int(sys.argv[1])):\n"
     "    sys.exit(0)  # the daemon already died before the guard was in place\n"
@@ -32,7 +38,7 @@ _ORPHAN_GUARD = (
 
 
 def _command(args: list[str], death_signal: int) -> list[str]:
-    command = [sys.executable, "-m", "newswatch.cli", *args]
+    command = [sys.executable, "-c", _CLI, *args]
     if sys.platform.startswith("linux"):
         return [sys.executable, "-c", _ORPHAN_GUARD, str(int(death_signal)), str(os.getpid()), *command]
     return command

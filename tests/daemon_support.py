@@ -22,10 +22,10 @@ DEADLINE = 60.0
 class RunningDaemon:
     """One `newswatch run` process; its stderr (the log) goes to a file the test can read."""
 
-    def __init__(self, env: dict, log_path):
+    def __init__(self, env: dict, log_path, command: list[str] | None = None, cwd=None):
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "newswatch.cli", "run"], env=env,
+        self.proc = subprocess.Popen(command or [sys.executable, "-m", "newswatch.cli", "run"], env=env, cwd=cwd,
                                      stdout=subprocess.DEVNULL, stderr=self.log_file)
         self.pid = self.proc.pid
         self.seen_children: dict[int, psutil.Process] = {}
@@ -85,8 +85,8 @@ class RunningDaemon:
 def daemons(tmp_path):
     started: list[RunningDaemon] = []
 
-    def start(env: dict, name: str = "daemon") -> RunningDaemon:
-        daemon = RunningDaemon(env, tmp_path / f"{name}-{len(started)}.log")
+    def start(env: dict, name: str = "daemon", **kwargs) -> RunningDaemon:
+        daemon = RunningDaemon(env, tmp_path / f"{name}-{len(started)}.log", **kwargs)
         started.append(daemon)
         return daemon
 
