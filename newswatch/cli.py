@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 
-from newswatch import __version__
+from newswatch import __version__, parsers
 from newswatch.config import Settings
 from newswatch.errors import ConfigError, CrawlFailed, InputError, RedisUnavailable
 from newswatch.inputs import numbered_lines
@@ -121,7 +121,7 @@ def _dispatch(args, settings) -> int:
     if args.command == "probe":
         from crawler.probe import probe_command  # lazy: see the module's docstring
 
-        return probe_command(settings, args.url)
+        return probe_command(settings, args.url and parsers.http_url("URL", args.url))
     if args.command == "run":
         from scheduler.daemon import run_command  # lazy: see the module's docstring
 

@@ -101,6 +101,22 @@ def site_url(name: str, raw: Any) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
+def http_url(name: str, raw: Any) -> str | None:
+    """An http(s) URL with a host and a valid port (an article to probe, a webhook endpoint)."""
+    value = text()(name, raw)
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, "expected an http(s) URL with a host (and a port 1-65535 if any), "
+                                f"got {mask_url(value)}")
+    return value
+
+
 def redis_url(name: str, raw: Any) -> str | None:
     """A Redis URL redis-py can connect with, checked whole at load so a typo is one line, not a traceback
     at the first connection. Messages never quote the URL: it may carry the password."""

@@ -121,3 +121,9 @@ def test_trial_10_missing_and_null_title_or_body_are_both_empty():
 def test_trial_10_a_title_or_body_of_another_type_is_refused(bad):
     done = _topic(bad + "\n")
     assert done.returncode == 2 and "line 1" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://x/a.html", "http://[::1/x", "http://127.0.0.1:99999/a.html", "http:///a.html"])
+def test_trial_04_probe_url_must_be_http_with_a_host(url):
+    line = _refused(_cli("probe", url), "URL")
+    assert "http(s)" in line
