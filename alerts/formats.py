@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 from alerts.signing import Signer
 from newswatch import __version__, defaults, streamids
 from newswatch.errors import ConfigError, DeliveryError
+from newswatch.webhook_secrets import setting_name
 
 SUMMARY_CHARS = 240
 USER_AGENT = f"newswatch/{__version__} (alert webhook)"
@@ -73,13 +74,6 @@ def _meta(item: dict) -> str:
 
 def _lead(item: dict) -> str:
     return _short(item.get("summary") or item.get("body"))
-
-
-def setting_name(endpoint, field: str) -> str:
-    """How a user finds an endpoint's setting: the environment variable for `default`, else the table."""
-    if endpoint.name == "default":
-        return f"NEWSWATCH_WEBHOOK_{field.upper()}"
-    return f"webhooks.{endpoint.name}.{field}"
 
 
 def _first_secret(endpoint, fmt: str) -> str | None:

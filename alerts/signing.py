@@ -8,26 +8,11 @@ in one `webhook-signature` header, so a receiver holding either secret accepts t
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 
-from newswatch.errors import ConfigError
-
-SECRET_PREFIX = "whsec_"
-
-
-def decode_secret(secret: str, setting: str = "NEWSWATCH_WEBHOOK_SECRET") -> bytes:
-    """The key bytes of a `whsec_` secret; a malformed one is a ConfigError (which never shows the secret)."""
-    if not secret.startswith(SECRET_PREFIX):
-        raise ConfigError(setting, "expected secrets of the form whsec_<base64 key>")
-    try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(setting, "a whsec_ secret is not valid base64 after the prefix") from None
-    if len(key) < 16:
-        raise ConfigError(setting, f"a whsec_ secret's key is {len(key)} bytes; expected at least 16")
-    return key
+# checked once at load (newswatch/webhook_secrets.py); re-exported here for the worker and tests
+from newswatch.webhook_secrets import SECRET_PREFIX, decode_secret  # noqa: F401
 
 
 class Signer:

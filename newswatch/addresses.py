@@ -15,9 +15,11 @@ there, and reaching one is the usual goal of a server-side request forgery.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from newswatch.errors import UnsafeEndpoint
+from newswatch.webhook_secrets import setting_name
 
 # Metadata services of the clouds users of this tool run on (AWS/GCP/Azure/OpenStack, AWS IPv6, GCP IPv6,
 # Alibaba Cloud, Oracle Cloud, AWS ECS task credentials, EKS Pod Identity); 100.100.100.200 is Alibaba's,
@@ -71,15 +73,31 @@ def check_address(address: str | Address, *, allow_private: bool) -> Address:
                          "set NEWSWATCH_WEBHOOK_ALLOW_PRIVATE=1 (or allow_private) to allow it")
 
 
-def check_endpoint(endpoint) -> None:
-    """Refuse at start an endpoint whose host is a literal address no delivery may connect to. A host name
-    passes here: what it resolves to is checked at each connection."""
-    host = urlsplit(endpoint.url).hostname or ""
+def literal_address(host: str) -> Address | None:
+    """The address a host names without DNS: an IP literal, or one of the IPv4 forms the resolver's
+    inet_aton reads as a number (`127.1`, `0x7f000001`, `2130706433`, `0177.0.0.1`); None for a name."""
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return  # a name, not an address
-    check_address(host, allow_private=endpoint.allow_private)
+        pass
+    if not host or not all(c.isalnum() or c == "." for c in host) or not host.rstrip(".").replace(".", "").isalnum():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None  # a name, not an address
+
+
+def check_endpoint(endpoint) -> None:
+    """Refuse at start an endpoint whose host is a literal address no delivery may connect to, naming its
+    setting. A host name passes here: what it resolves to is checked at each connection."""
+    address = literal_address(urlsplit(endpoint.url).hostname or "")
+    if address is None:
+        return
+    try:
+        check_address(address, allow_private=endpoint.allow_private)
+    except UnsafeEndpoint as exc:
+        raise UnsafeEndpoint(f"{setting_name(endpoint, 'url')}: {exc}") from None
 
 
 def check_endpoints(endpoints) -> None:

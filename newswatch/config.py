@@ -23,6 +23,7 @@ from newswatch import __version__, defaults, parsers
 from newswatch.config_file import ENV_PREFIX, Endpoint, read_toml
 from newswatch.errors import ConfigError
 from newswatch.masking import mask
+from newswatch.webhook_secrets import check_secrets
 
 
 def setting(default: Any, parse: Callable[[str, Any], Any], doc: str, *, secret: bool = False, env: str = "",
@@ -98,7 +99,7 @@ class Settings:
         "texts shorter than this (normalised) are never fingerprinted into the index")
     stream_retention_days: float = setting(defaults.DEFAULT_STREAM_RETENTION_DAYS, parsers.number(float, minimum=0.01),
         "days an acknowledged stream entry is kept")
-    webhook_url: str | None = setting(None, parsers.text(),
+    webhook_url: str | None = setting(None, parsers.http_url,
         "alert webhook endpoint (one endpoint named 'default')", secret=True)
     webhook_secret: str | None = setting(None, parsers.text(),
         "whsec_ secret(s) for signing, space-separated during rotation", secret=True)
@@ -235,6 +236,8 @@ class Settings:
         names = [e.name for e in settings.endpoints]
         if len(names) != len(set(names)):
             raise ConfigError("webhooks", f"endpoint names must be unique, got {names}")
+        for endpoint in settings.endpoints:  # here, so `config` refuses what `alerts` and `run` would
+            check_secrets(endpoint)
         return settings
 
     def describe(self) -> list[tuple[str, str, str]]:

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from newswatch import defaults, parsers
 from newswatch.errors import ConfigError
@@ -77,8 +76,9 @@ def _endpoint(where: str, table: Any) -> Endpoint:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError(f"{where}.name", "expected a name of letters, digits and _.-")
     url = table.get("url")
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    if not isinstance(url, str):
         raise ConfigError(f"{where}.url", "expected an http(s) URL")
+    url = parsers.http_url(f"{where}.url", url)
     secrets = table.get("secrets", table.get("secret", ()))
     if isinstance(secrets, str):
         secrets = secrets.split()

@@ -146,12 +146,12 @@ def test_cli_bad_configuration_is_one_line_and_exit_2(env, tmp_path):
 
 def test_cli_config_masks_secrets(tmp_path):
     proc = _cli("config", env={"NEWSWATCH_WEBHOOK_URL": "https://hooks.example.com/T0/B0/xyzsecretpath",
-                               "NEWSWATCH_WEBHOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0",
+                               "NEWSWATCH_WEBHOOK_SECRET": "whsec_c2VjcmV0c2VjcmV0c2VjcmV0",
                                "NEWSWATCH_REDIS_URL": "redis://:hunter2@db.example.com:6380/0",
                                "NEWSWATCH_DATA_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for secret in ("xyzsecretpath", "c2VjcmV0c2VjcmV0", "hunter2"):
+    for secret in ("xyzsecretpath", "c2VjcmV0c2VjcmV0c2VjcmV0", "hunter2"):
         assert secret not in out
     assert "NEWSWATCH_SITE_URL" in out and "[default]" in out and "[env]" in out
     assert "db.example.com" in out  # which server is still visible

@@ -127,3 +127,45 @@ def test_trial_10_a_title_or_body_of_another_type_is_refused(bad):
 def test_trial_04_probe_url_must_be_http_with_a_host(url):
     line = _refused(_cli("probe", url), "URL")
     assert "http(s)" in line
+
+
+def test_trial_08_config_checks_webhook_secrets_like_alerts(tmp_path):
+    conf = tmp_path / "newswatch.toml"
+    conf.write_text('[[webhooks]]\nname = "ops"\nurl = "https://hooks.example.com/a"\nsecret = "s3cr3t"\n')
+    for command in ("config", "alerts"):
+        line = _refused(_cli(command, env={"NEWSWATCH_CONFIG": str(conf), "NEWSWATCH_DATA_DIR": str(tmp_path)}),
+                        "webhooks.ops.secret")
+        assert "whsec_" in line
+    env = {"NEWSWATCH_WEBHOOK_URL": "https://hooks.example.com/a", "NEWSWATCH_WEBHOOK_SECRET": "s3cr3t"}
+    _refused(_cli("config", env=env), "NEWSWATCH_WEBHOOK_SECRET")
+
+
+def _start_refused(url: str, tmp_path, *, file: bool = False):
+    env = {"NEWSWATCH_REDIS_URL": "redis://127.0.0.1:6379/0", "NEWSWATCH_KEY_PREFIX": f"trial11-{os.getpid()}",
+           "NEWSWATCH_DATA_DIR": str(tmp_path)}
+    if file:
+        conf = tmp_path / "newswatch.toml"
+        conf.write_text(f'[[webhooks]]\nname = "ops"\nurl = "{url}"\n')
+        env["NEWSWATCH_CONFIG"] = str(conf)
+    else:
+        env["NEWSWATCH_WEBHOOK_URL"] = url
+    return _cli("alerts", env=env)
+
+
+@pytest.mark.parametrize("url", ["http://0x7f000001:9000/hook", "http://2130706433:9000/hook",
+                                 "http://127.1:9000/hook", "http://0177.0.0.1:9000/hook"])
+def test_trial_11_loopback_written_as_a_number_is_refused_at_start(url, tmp_path):
+    line = _refused(_start_refused(url, tmp_path), "NEWSWATCH_WEBHOOK_URL")
+    assert "loopback" in line and "127.0.0.1" in line
+
+
+def test_trial_11_metadata_error_names_the_setting(tmp_path):
+    line = _refused(_start_refused("http://169.254.169.254/latest", tmp_path), "NEWSWATCH_WEBHOOK_URL")
+    assert "metadata" in line
+    line = _refused(_start_refused("http://169.254.169.254/latest", tmp_path, file=True), "webhooks.ops.url")
+    assert "metadata" in line
+
+
+@pytest.mark.parametrize("url", ["ftp://hooks.example.com/a", "hooks.example.com/a", "http://[::1/a"])
+def test_trial_11_webhook_url_from_the_environment_is_checked_at_load(url):
+    _refused(_cli("config", env={"NEWSWATCH_WEBHOOK_URL": url}), "NEWSWATCH_WEBHOOK_URL")
