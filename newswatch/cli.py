@@ -102,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args, settings) -> int:
+    if args.command in ("run", "config") and settings.topics:
+        # the crawl's own loader, so `run` refuses at start (and `config` reports) a topic file every revisit
+        # would fail on; it lives in crawler/, which newswatch's settings must not import
+        from crawler.topic import load_topic  # lazy: see the module's docstring
+
+        load_topic(settings.topics)
     if args.command == "config":
         return config_command(settings)
     if args.command == "dedupe":

@@ -169,3 +169,26 @@ def test_trial_11_metadata_error_names_the_setting(tmp_path):
 @pytest.mark.parametrize("url", ["ftp://hooks.example.com/a", "hooks.example.com/a", "http://[::1/a"])
 def test_trial_11_webhook_url_from_the_environment_is_checked_at_load(url):
     _refused(_cli("config", env={"NEWSWATCH_WEBHOOK_URL": url}), "NEWSWATCH_WEBHOOK_URL")
+
+
+@pytest.mark.parametrize("command", ["config", "run"])
+@pytest.mark.parametrize("content", [None, 'name = "x"\nthreshold = "high"\n', "not toml ["])
+def test_trial_05_run_and_config_refuse_a_bad_topic_file(command, content, tmp_path):
+    topics = tmp_path / "topic.toml"
+    if content is not None:
+        topics.write_text(content)
+    env = {"NEWSWATCH_TOPICS": str(topics), "NEWSWATCH_DATA_DIR": str(tmp_path),
+           "NEWSWATCH_REDIS_URL": "redis://127.0.0.1:6379/0", "NEWSWATCH_KEY_PREFIX": f"trial05-{os.getpid()}"}
+    line = _refused(_cli(command, env=env), "NEWSWATCH_TOPICS")
+    assert str(topics) in line
+
+
+def test_trial_05_a_topic_file_whose_alias_file_is_missing_is_refused(tmp_path):
+    from pathlib import Path
+
+    builtin = Path(__file__).resolve().parents[1] / "crawler" / "topics"
+    source = next(p for p in sorted(builtin.glob("*.toml")) if "\naliases = " in p.read_text(encoding="utf-8"))
+    topics = tmp_path / source.name
+    topics.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")  # its alias files are not beside it
+    proc = _cli("config", env={"NEWSWATCH_TOPICS": str(topics)})
+    _refused(proc, "NEWSWATCH_TOPICS")
