@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -322,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2500, help="timed check-and-inserts of each")
     parser.add_argument("--redis-server", default=shutil.which("redis-server"))
     args = parser.parse_args(argv)
+    # a stopped run still stops its redis-server (the `finally` in `run`)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     results = {"command": "python bench/dedupe_index.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
