@@ -498,7 +498,9 @@ def crafted_site(pages: tuple[int, ...] = (CRAFTED,)) -> Replica:
     replica = small_site(victims=0)
     for n, article_id in enumerate(pages):
         page = topic_article(on_topic_texts()[2 + n], article_id, published="2025年02月09日08:00:00")
-        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 160_000]
+        # the trailing 𠀀 (outside the BMP) sends the reprint evidence down its exact string path instead of
+        # crawler/foldcodes.py's tables: still linear, but slow enough to stay well past a 0.3 s limit
+        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 160_000 + "𠀀"]
         replica.add(page)
     return replica
 
