@@ -47,7 +47,10 @@ def _serve(pages, replies, topics: str | None, parent: int) -> None:
     # scheduler/child.py) runs no clean-up; its worker would wait on the pipe for ever.
     if not die_with_parent(parent, signal.SIGKILL):
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the crawler's to handle; we stop at EOF
+    # Ctrl-C, and the SIGTERM that `run` sends a revisit's whole process group, are the crawler's to handle:
+    # it stops gracefully and closes our pipe (EOF). Dying on them would be reported as a crash mid-stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     warm(topics)
     replies.send_bytes(pickle.dumps((READY, True, None)))
     while True:
