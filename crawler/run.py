@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -19,8 +21,9 @@ from crawler.progress import COUNTERS
 from crawler.stream import trim
 from crawler.topic import load_topic
 from newswatch.connection import redis_session
-from newswatch.errors import CrawlFailed
+from newswatch.errors import CrawlFailed, CrawlInterrupted
 from newswatch.history import RunHistory
+from newswatch.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ def poll_pass(settings, client) -> dict | None:
             "finish_reason": "finished"}
 
 
-def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False) -> dict:
-    """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times)."""
+def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False,
+             stop: threading.Event | None = None) -> dict:
+    """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times).
+    `stop` set (a first signal, see crawl_command): Scrapy stops gracefully, finish reason "shutdown"."""
     # lazy: Scrapy and what builds on it take most of a pass's CPU to import; a pass that the poll finds
     # idle (crawler/poll.py) never imports them
     from scrapy.crawler import CrawlerProcess
@@ -58,7 +63,13 @@ def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = 
     crawler = process.create_crawler(DaydaynewsSpider)
     process.crawl(crawler)
     quiet_loggers(settings.log_level, levels=True)
-    process.start()
+    if stop is not None:
+        from twisted.internet import reactor
+
+        # Scrapy's own signal handlers are not installed: the process follows newswatch/shutdown.py's rule
+        threading.Thread(target=lambda: stop.wait() and reactor.callFromThread(process.stop),
+                         name="crawl-stop", daemon=True).start()
+    process.start(install_signal_handlers=stop is None)
     stats = crawler.stats.get_stats()
     counts = stats_counts(crawler.stats)
     counts["list_links"] = int(stats.get("newswatch/list_links", 0))
@@ -105,6 +116,10 @@ def quiet_loggers(level: str, levels: bool = False) -> None:
 def judge(counts: dict, finish_reason: str) -> tuple[str, list[str]]:
     """The pass's outcome and the alerts it raises (each also logged at error level by the caller)."""
     alerts = []
+    if finish_reason == "shutdown":
+        # stopped by a signal (Ctrl-C, the daemon stopping), perhaps before any list page: what it did is
+        # recorded, but it is neither a success nor a site failure (and no alert: stopping is not a fault)
+        return "interrupted", []
     fresh_lists = counts["list_pages"] - counts["not_modified"]
     if counts["list_pages"] == 0:
         return "failed", ["no list page could be fetched"]
@@ -157,6 +172,12 @@ class _ProgressLine:
             self.stream.write("\n")
 
 
+def _kill_analysis_processes() -> None:
+    # the analysis processes are this process's only multiprocessing children (crawler/analysis_processes.py)
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, quiet: bool = False,
                   worker: bool = False, trigger: str | None = None) -> int:
     load_topic(settings.topics)  # a broken topic file is a configuration error: exit 2 before crawling
@@ -164,10 +185,13 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
     line = None if quiet else _ProgressLine(sys.stderr)
     # Scrapy deep-copies its settings: hand it a plain function, not the object holding sys.stderr.
     progress = None if line is None else (lambda counts: line(counts))
-    with redis_session(settings) as client:
+    with Shutdown(warm_message="stopping the crawl after the pages in flight (send the signal again to force)",
+                  cold_message="forced stop: the analysis processes are killed, the embedded Redis this crawl "
+                               "started is stopped") as stop, redis_session(settings, shutdown=stop) as client:
+        stop.on_cold("kill the analysis processes", _kill_analysis_processes)
         summary = None if baseline or worker else poll_pass(settings, client)
         if summary is None:
-            summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker)
+            summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker, stop=stop.requested)
         if line:
             line.done()
         if worker:  # the leader judges and records the pass; a worker may well have read no list page
@@ -185,4 +209,6 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
         print(("baseline " if baseline else "") + "crawl " + summary_line(summary))
     if summary["outcome"] == "failed":
         raise CrawlFailed(f"the site at {settings.site_url} could not be crawled: {summary['alerts'][0]}")
+    if summary["outcome"] == "interrupted":
+        raise CrawlInterrupted("the crawl was interrupted by a signal before it finished; recorded as interrupted")
     return 0

@@ -15,11 +15,12 @@ import sys
 
 from newswatch import __version__, parsers
 from newswatch.config import Settings
-from newswatch.errors import ConfigError, CrawlFailed, InputError, RedisUnavailable
+from newswatch.errors import ConfigError, CrawlFailed, CrawlInterrupted, InputError, RedisUnavailable
 from newswatch.inputs import numbered_lines
 from newswatch.observability import init_sentry
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's convention for a command ended by SIGINT (128 + 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except CrawlFailed as exc:
         print(f"newswatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except CrawlInterrupted as exc:
+        print(f"newswatch: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _dispatch(args, settings) -> int:

@@ -19,7 +19,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from newswatch.embedded import EmbeddedRedis
+from newswatch.embedded import EmbeddedRedis, own_client_name
 from newswatch.errors import RedisUnavailable
 from newswatch.masking import mask
 from newswatch.sentinel_url import SENTINEL_SCHEME, parse_sentinel_url
@@ -50,7 +50,8 @@ def client_from_url(url: str, **kwargs) -> redis.Redis:
     options = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
                    health_check_interval=HEALTH_CHECK_INTERVAL,
                    retry=Retry(ExponentialBackoff(cap=8.0, base=0.1), RETRIES),
-                   retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+                   retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+                   client_name=own_client_name())
     options.update(kwargs)
     return _client(url, **options)
 
@@ -91,11 +92,13 @@ def connect(settings, *, start_embedded: bool = True) -> redis.Redis:
 
 
 @contextmanager
-def redis_session(settings, *, owner: bool = False) -> Iterator[redis.Redis]:
+def redis_session(settings, *, owner: bool = False, shutdown=None) -> Iterator[redis.Redis]:
     """A client for the length of one command.
 
     With the embedded server: a one-shot command (`owner=False`) stops the server afterwards only if it
-    started it and nobody else is connected; `newswatch run` (`owner=True`) always stops it on exit.
+    started it and nobody else is connected; `newswatch run` (`owner=True`) always stops it on exit. With a
+    `shutdown` (newswatch/shutdown.py), a cold stop, which ends the process without leaving this block,
+    stops a server this process started the same way.
     """
     if settings.redis_url:
         client = connect(settings)
@@ -107,6 +110,8 @@ def redis_session(settings, *, owner: bool = False) -> Iterator[redis.Redis]:
     server = EmbeddedRedis(settings.data_dir)
     server.ensure()
     client = check(server.url, f"{server.url} (embedded)")
+    if shutdown is not None and server.started_here and not owner:
+        shutdown.on_cold("stop the embedded Redis this process started", lambda: server.stop(only_if_alone=True))
     try:
         yield client
     finally:

@@ -46,6 +46,13 @@ BUSY_WAIT = 15.0       # seconds a live but busy server is waited for before giv
 PROBE_TIMEOUT = 2.0
 STOPPER_NAME = "newswatch-stop"  # the connection name of a client stopping the embedded server
 
+
+def own_client_name() -> str:
+    """The name each connection of this process gives itself (newswatch/connection.py). When a process stops
+    the embedded server it started, its own connections (the crawl's, its session's) are not "other clients"
+    keeping the server in use: they end with the process."""
+    return f"newswatch-pid-{os.getpid()}"
+
 # What a probe of the socket found
 GONE = "gone"          # no socket file, or nobody listens on it: a server may be started
 ANSWERS = "answers"    # PONG
@@ -262,7 +269,8 @@ class EmbeddedRedis:
     @staticmethod
     def _other_clients(client: redis.Redis) -> int:
         # Two stops may overlap (a forced stop while the warm one waits): neither counts the other as a user.
-        return sum(1 for c in client.client_list() if c.get("name") != STOPPER_NAME)
+        mine = (STOPPER_NAME, own_client_name())
+        return sum(1 for c in client.client_list() if c.get("name") not in mine)
 
     def pid(self) -> int | None:
         try:

@@ -39,6 +39,10 @@ class CrawlFailed(NewswatchError):
     """A revisit pass could not crawl the site at all (no list page answered)."""
 
 
+class CrawlInterrupted(NewswatchError):
+    """A revisit pass was stopped by a signal before it finished: recorded as "interrupted", not "ok"."""
+
+
 class TopicFileError(ConfigError):
     """The topic file does not parse or does not describe a topic; names the file and the line."""
 

@@ -21,7 +21,7 @@ from newswatch.status import collect
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("ok", "empty", "failed", "timeout", "killed")
+OUTCOMES = ("ok", "empty", "failed", "timeout", "killed", "interrupted")
 
 
 def _timestamp(iso: str | None) -> float | None:

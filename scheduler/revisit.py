@@ -167,6 +167,10 @@ class Revisits:
             else:
                 log.info("revisit ok: %s", ", ".join(f"{k} {counts[k]}" for k in SUMMARY_COUNTS if k in counts))
             return
+        if outcome == "interrupted" and self.current_stop:
+            # the daemon itself stopped it (stepping down, stopping): expected, not a failure in a row
+            log.info("revisit interrupted: %s", self.current_stop)
+            return
         if outcome == "empty":
             log.error("silent failure: the revisit fetched %s list page(s) but extracted no article; the site's "
                       "markup may have changed (%s)", counts.get("list_pages", "?"),
