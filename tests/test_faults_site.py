@@ -492,15 +492,17 @@ CRAFTED, CRAFTED_2 = SEED_ID - 2, SEED_ID - 1
 
 
 def crafted_site(pages: tuple[int, ...] = (CRAFTED,)) -> Replica:
-    """`small_site` plus on-topic articles with one paragraph of ≈1.9M characters of `美俄會談 - 天天要聞(`
-    each (3.6 MB, within the download cap and the extractor's 2M-character cut): the old caption pattern
-    was quadratic in it."""
+    """`small_site` plus on-topic articles with one paragraph of ≈1.1M characters of `美俄會談 - 天天要聞(`
+    and 40,000 short paragraphs each (4.7 MB, within the download cap): the old caption pattern was
+    quadratic in the long line."""
     replica = small_site(victims=0)
     for n, article_id in enumerate(pages):
         page = topic_article(on_topic_texts()[2 + n], article_id, published="2025年02月09日08:00:00")
-        # the trailing 𠀀 (outside the BMP) sends the reprint evidence down its exact string path instead of
-        # crawler/foldcodes.py's tables: still linear, but slow enough to stay well past a 0.3 s limit
-        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 160_000 + "𠀀"]
+        # One caption-shaped line of 1.1M characters (the old pattern's quadratic case), then 40,000 short
+        # paragraphs: linear work, but per-paragraph work, so analysing the page takes 1-1.5 CPU s here —
+        # several times the 0.3 s limit of the timeout test — while a normal page takes a few hundredths.
+        page.paragraphs = [*page.paragraphs, "美俄會談 - 天天要聞(" * 80_000,
+                           *["美俄會談 - 天天要聞(普京與特朗普通話。"] * 40_000]
         replica.add(page)
     return replica
 
