@@ -46,6 +46,7 @@ from newswatch.shutdown import Shutdown
 from scheduler.alert_child import AlertWorkerChild
 from scheduler.child import KILL_GRACE
 from scheduler.leader import LeaderLock
+from scheduler.overrun import Overruns
 from scheduler.revisit import Revisits
 from scheduler.schedule import build_trigger, describe
 from scheduler.spacing import crawl_delay_wait, defer
@@ -189,6 +190,9 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_TIME},
             timezone=tz)
         self.revisits.allow()
+        overruns = Overruns(describe(self.settings))
+        overruns.attach(scheduler)
+        self.overruns = overruns
         scheduler.add_job(self._revisit, trigger=build_trigger(self.settings), id="revisit", name="revisit",
                           next_run_time=datetime.now(tz))  # the first revisit right away
         scheduler.start()
@@ -201,6 +205,7 @@ class Daemon:
             defer(scheduler, self._revisit, wait, scheduler.timezone)
             return
         self.revisits.run()
+        self.overruns.report()
 
     def _step_down(self, why: str) -> None:
         """Stop scheduling at once, and kill a revisit still running: another daemon may lead now."""

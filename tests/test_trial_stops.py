@@ -152,3 +152,24 @@ def test_trial_08_two_sigints_to_crawl_stop_what_it_owns(test_env, site, tmp_pat
     assert "crawl ok" not in out, out
     assert "leaving the embedded Redis running" not in err, err
     assert wait_for(lambda: not any(alive(c.pid) for c in children)), [c.pid for c in children if alive(c.pid)]
+
+
+def test_trial_15_a_pass_outlasting_the_interval_is_one_info_line(daemons, daemon_env, site):
+    """NEWSWATCH_INTERVAL=2 and a pass held for several intervals: APScheduler's skips are expected; the log
+    says so once, at info level, in newswatch's words, with no warning per interval."""
+    replica, _ = site
+    hit, release = _hold_articles(replica)
+    try:
+        daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
+        assert wait_for(hit.is_set), daemon.log()
+        time.sleep(5)  # the pass is held over two intervals or more (a hold, not a measurement)
+        release.set()
+        assert wait_for(lambda: "skipped while it ran" in daemon.log()), daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+    finally:
+        release.set()
+    log = daemon.log()
+    assert "maximum number of running instances" not in log, log
+    first = next(line for line in log.splitlines() if "skipped while it ran" in line)
+    assert " INFO scheduler.overrun: " in first, first
