@@ -183,11 +183,13 @@ class _CodeChecked(Format):
         code = next((answer[f] for f in self.code_fields if f in answer), None)
         if code is None:
             raise DeliveryError(f"{self.name} answered 2xx without an error code")
-        if code == 0:
+        # Only the documented integer 0 is success: `False == 0` (and `0.0 == 0`) hold in Python, so a
+        # body of {"errcode": false} would otherwise count as delivered.
+        if type(code) is int and code == 0:
             return
         message = next((str(answer[f]) for f in self.message_fields if f in answer), "")
         # a code may be any JSON value (a list is unhashable): only an integer names a rate limit
-        limited = isinstance(code, int) and code in self.rate_limited_codes
+        limited = type(code) is int and code in self.rate_limited_codes
         retry_after = self.rate_limit_wait if limited else None
         raise DeliveryError(f"{self.name} error code {code}: {message[:200]}", retry_after=retry_after)
 

@@ -163,3 +163,19 @@ def test_failures_never_log_the_url_token_or_secret(redis_client, keys, make_set
     assert "dead letters" in text
     assert "tok-topsecret-1" not in text and "SEC-very-secret-2" not in text  # ...and never logged
     assert b"tok-topsecret-1" not in b"".join(v for _, f in redis_client.xrange(keys.dead) for v in f.values())
+
+
+@pytest.mark.parametrize("fmt, rejections, ok", [
+    ("wecom", [b'{"errcode": false}', b'{"errcode": 1, "errmsg": "invalid webhook url"}', b'{"errcode": 0.0}',
+               b'{"errcode": "0"}'], b'{"errcode": 0, "errmsg": "ok"}'),
+    ("dingtalk", [b'{"errcode": false, "errmsg": "ok"}', b'{"errcode": null}'], b'{"errcode": 0, "errmsg": "ok"}'),
+    ("feishu", [b'{"code": false, "msg": "success"}', b'{"StatusCode": false}'], b'{"code": 0, "msg": "success"}'),
+])
+def test_only_the_integer_zero_is_a_chat_delivery(redis_client, keys, make_settings, tmp_path, fmt, rejections, ok):
+    """`False == 0` in Python: a body whose code is a boolean (or 0.0, "0", null) is not the documented
+    success value, so each of these answers is a failed attempt and only the last, integer 0, delivers."""
+    with Receiver(plan=[Answer(200, body) for body in rejections], default=Answer(200, ok)) as receiver:
+        settings = chat_settings(make_settings, tmp_path, receiver, fmt)
+        stats = run_one(redis_client, keys, settings, receiver, len(rejections) + 1)
+    assert stats["delivered"] == 1 and stats["failed_attempts"] == len(rejections)
+    assert len(receiver.requests) == len(rejections) + 1
