@@ -7,20 +7,23 @@ libraries for that one request costs about 3 CPU seconds, against well under one
 (docs/performance.md, "Time to alert at the default settings"). The requests the site sees are the same:
 the one conditional request, with the same User-Agent and validators as the spider's.
 
-The poll steps aside (returns None, and the full pass runs) whenever the pass is not a plain idle revisit:
-a baseline or worker pass, the shared frontier, an article page waiting for a retry, a category whose list
-page has no stored validators, robots.txt not stored or expired (the full pass refreshes it) or not
-allowing the page, a Crawl-delay not yet passed or more than one category under a Crawl-delay (the spider
-spaces those), or any answer but 304 — then the full pass asks for list page 1 again: one more request,
-only in a pass that has something to do.
+The poll steps aside (and the full pass runs) whenever the pass is not a plain idle revisit: a baseline
+or worker pass, the shared frontier, an article page waiting for a retry, a category whose list page has
+no stored validators, robots.txt not stored or expired (the full pass refreshes it) or not allowing the
+page, a Crawl-delay not yet passed or more than one category under a Crawl-delay (the spider spaces
+those), or any answer but 304. The answers the poll did get are handed to the spider, which takes them
+instead of asking again (crawler/conditional.py): the site sees list page 1 asked once per pass, and the
+validators kept for the next pass are those of the answer the spider read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
@@ -49,45 +52,75 @@ def _allowed(cache: RobotsCache, urls: list[str], user_agent: str) -> bool:
     return all(rules.can_fetch(url, user_agent) for url in urls)
 
 
-def _not_modified(url: str, validators: dict, settings) -> bool:
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer the poll got, as the spider's downloader would have: handed over, not asked again."""
+
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+    answered_at: float  # time.monotonic(): the site's download slot counts its delay from here
+
+
+@dataclass
+class Poll:
+    """What the poll found: the counts of an idle pass (every list page 1 answered 304), or None and the
+    answers it got (URL -> Answer) for the full pass to use."""
+
+    counts: dict | None = None
+    answers: dict[str, Answer] = field(default_factory=dict)
+
+
+def _ask(url: str, validators: dict, settings) -> Answer | None:
+    """The conditional request for a list page; None when no whole HTTP answer came (refused, timed out,
+    DNS, or a body over the size limit: the full pass asks, and reports the failure properly)."""
     headers = {"User-Agent": settings.effective_user_agent}
     if validators.get("etag"):
         headers["If-None-Match"] = validators["etag"]
     if validators.get("last_modified"):
         headers["If-Modified-Since"] = validators["last_modified"]
     try:
-        with _OPENER.open(urllib.request.Request(url, headers=headers), timeout=settings.download_timeout):
-            return False  # 2xx: something changed
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code == 304
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS: the full pass reports it properly
+        try:
+            response = _OPENER.open(urllib.request.Request(url, headers=headers), timeout=settings.download_timeout)
+        except urllib.error.HTTPError as exc:  # 304 and every other non-2xx status: an answer all the same
+            response = exc
+        with response:
+            body = response.read(settings.max_download_size + 1)
+            status, message = response.status, response.headers
+    except (OSError, ValueError) as exc:
         log.debug("poll of %s failed (%s); running the full pass", url, exc)
-        return False
-
-
-def idle_counts(settings, client, counters: tuple[str, ...]) -> dict | None:
-    """The counts of an idle pass when every list page 1 answered 304, else None (run the full pass)."""
-    if settings.frontier != "memory":
         return None
+    if len(body) > settings.max_download_size:
+        return None
+    return Answer(status, {name: message.get_all(name) for name in set(message.keys())}, body, time.monotonic())
+
+
+def poll(settings, client, counters: tuple[str, ...]) -> Poll:
+    """Ask list page 1 of each category conditionally (see the module's docstring for when it does not)."""
+    result = Poll()
+    if settings.frontier != "memory":
+        return result
     seen = SeenRecord.from_settings(client, settings)
     if seen.retryable(settings.site_url):
-        return None
+        return result
     profile = load_profile("daydaynews")
     urls = [profile.list_url(settings.site_url, category, 1) for category in settings.categories]
     stored = client.hmget(settings.keys.conditional, urls)
     if not all(stored):
-        return None
+        return result
     cache = RobotsCache(client, settings.keys, settings.site_url)
     if not _allowed(cache, urls, settings.effective_user_agent):
-        return None
+        return result
     for url, validators in zip(urls, stored, strict=True):
-        answered = _not_modified(url, json.loads(validators), settings)
+        answer = _ask(url, json.loads(validators), settings)
         if cache.crawl_delay() > 0:
             cache.note_request()
-        if not answered:
-            return None
+        if answer is None:
+            return result
+        result.answers[url] = answer
+        if answer.status != 304:
+            return result
     seen.sweep()  # as the spider does at the start of every pass
     counts = dict.fromkeys(counters, 0)
     counts.update(list_pages=len(urls), not_modified=len(urls), list_links=0, requests=len(urls), bytes=0)
-    return counts
+    return Poll(counts=counts)

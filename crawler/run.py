@@ -16,7 +16,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from crawler.poll import idle_counts
+from crawler.poll import poll
 from crawler.progress import COUNTERS
 from crawler.stream import trim
 from crawler.topic import load_topic
@@ -32,23 +32,26 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def poll_pass(settings, client) -> dict | None:
-    """The summary of a pass that the poll of list page 1 found idle (crawler/poll.py), else None."""
+def poll_pass(settings, client) -> tuple[dict | None, dict]:
+    """The summary of a pass that the poll of list page 1 found idle (crawler/poll.py), else None and the
+    poll's answers (URL -> crawler.poll.Answer), which the full pass uses instead of asking again."""
     started = time.time()
-    counts = idle_counts(settings, client, COUNTERS)
+    result = poll(settings, client, COUNTERS)
+    counts = result.counts
     if counts is None:
-        return None
+        return None, result.answers
     ended = time.time()
     outcome, alerts = judge(counts, "finished")
     return {"outcome": outcome, "counts": counts, "alerts": alerts, "baseline": False, "polled": True,
             "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
-            "finish_reason": "finished"}
+            "finish_reason": "finished"}, {}
 
 
 def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False,
-             stop: threading.Event | None = None) -> dict:
+             stop: threading.Event | None = None, answers: dict | None = None) -> dict:
     """Crawl once with Scrapy in this process; returns the summary (outcome, counts, alerts, times).
-    `stop` set (a first signal, see crawl_command): Scrapy stops gracefully, finish reason "shutdown"."""
+    `stop` set (a first signal, see crawl_command): Scrapy stops gracefully, finish reason "shutdown".
+    `answers`: list pages the poll already asked (crawler/poll.py), answered from there, not asked again."""
     # lazy: Scrapy and what builds on it take most of a pass's CPU to import; a pass that the poll finds
     # idle (crawler/poll.py) never imports them
     from scrapy.crawler import CrawlerProcess
@@ -59,7 +62,8 @@ def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = 
 
     started = time.time()
     quiet_loggers(settings.log_level)
-    process = CrawlerProcess(scrapy_settings(settings, baseline=baseline, progress=progress, worker=worker))
+    process = CrawlerProcess({**scrapy_settings(settings, baseline=baseline, progress=progress, worker=worker),
+                              "NEWSWATCH_POLL_ANSWERS": answers or {}})
     crawler = process.create_crawler(DaydaynewsSpider)
     process.crawl(crawler)
     quiet_loggers(settings.log_level, levels=True)
@@ -189,9 +193,10 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
                   cold_message="forced stop: the analysis processes are killed, the embedded Redis this crawl "
                                "started is stopped") as stop, redis_session(settings, shutdown=stop) as client:
         stop.on_cold("kill the analysis processes", _kill_analysis_processes)
-        summary = None if baseline or worker else poll_pass(settings, client)
+        summary, answers = (None, {}) if baseline or worker else poll_pass(settings, client)
         if summary is None:
-            summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker, stop=stop.requested)
+            summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker, stop=stop.requested,
+                               answers=answers)
         if line:
             line.done()
         if worker:  # the leader judges and records the pass; a worker may well have read no list page

@@ -6,6 +6,9 @@ Python's own import log); anything to do — a new article, a page to retry — 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from tests.loopback import respond
@@ -52,8 +55,8 @@ def test_a_pass_with_something_new_runs_in_full(site, test_env):
     assert code == 0, err
     assert "polled" not in summary
     assert replica.requests[article.path] == 1
-    # the poll's answer (200) is not kept: the spider asks for list page 1 again
-    assert [s for _, p, s, _ in replica.log if p == "/international?page=1"] == [200, 200]
+    # the poll's answer (200) is handed to the spider: the site sees list page 1 asked once
+    assert [s for _, p, s, _ in replica.log if p == "/international?page=1"] == [200]
 
 
 def test_a_page_waiting_for_a_retry_runs_the_full_pass(site, test_env):
@@ -68,3 +71,45 @@ def test_a_page_waiting_for_a_retry_runs_the_full_pass(site, test_env):
     assert code == 0, err
     assert "polled" not in summary
     assert replica.requests[article.path] == 1  # retried although list page 1 did not change
+
+
+def test_the_polls_answers_are_the_passs_only_requests_for_list_page_1(site, test_env, redis_client, keys):
+    """Two categories, one changed: the poll's 304 and 200 both go to the spider (each list page 1 is asked
+    once in the pass), and the validators kept for the next pass are that 200's: the next pass is idle."""
+    replica, _ = site
+    env = {**test_env, "NEWSWATCH_CATEGORIES": "international,technology"}
+    tech = corpus_article(corpus(2)[1], 3999302)
+    tech.category, tech.category_name = "technology", "科技"
+    replica.add(tech)
+    assert crawl(env, replica.url)[0] == 0
+
+    def unchanged(handler):  # the replica's ETags change with any article: this category stays unchanged
+        return bool(handler.headers.get("If-None-Match")) and (respond(handler, 304) or True)
+
+    replica.faults["/international?page=1"] = unchanged
+    newer = corpus_article(corpus(3)[2], 3999303)
+    newer.category, newer.category_name = "technology", "科技"
+    replica.add(newer)
+    replica.reset_counts()
+    code, summary, err = crawl(env, replica.url)
+    assert code == 0, err
+    assert "polled" not in summary
+    first_pages = {p: n for p, n in replica.requests.items() if p.endswith("?page=1")}
+    assert first_pages == {"/international?page=1": 1, "/technology?page=1": 1}
+    assert [s for _, p, s, _ in replica.log if p == "/technology?page=1"] == [200]
+    assert replica.requests[newer.path] == 1
+    assert summary["counts"]["not_modified"] == 1 and summary["counts"]["list_pages"] >= 2
+    stored = json.loads(redis_client.hget(keys.conditional, f"{replica.url}/technology?page=1"))
+    assert stored["etag"] == replica_etag(replica, "technology")
+
+    replica.reset_counts()
+    code, summary, err = crawl(env, replica.url)
+    assert code == 0, err
+    assert summary["polled"] is True
+    assert dict(replica.requests) == {"/international?page=1": 1, "/technology?page=1": 1}
+    assert [s for _, p, s, _ in replica.log if p == "/technology?page=1"] == [304]
+
+
+def replica_etag(replica, category: str) -> str:
+    """The ETag the replica gives list page 1 of a category now (tests/replica.py)."""
+    return '"' + hashlib.sha1(f"{replica.version}:{category}:1".encode()).hexdigest()[:16] + '"'
