@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
+
+# one parser for the poll (which must not import Scrapy) and the middleware; tests import it from here
+from newswatch.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +50,6 @@ class OriginGuardMiddleware:
             log.warning("not following %s: it leaves the site's origin", request.url)
             raise OffOriginRequest(f"off-origin request {request.url}")
         return None
-
-
-def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None when absent or malformed."""
-    if not value:
-        return None
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
 
 
 class RetryAfterMiddleware(RetryMiddleware):

@@ -14,6 +14,10 @@ page, a Crawl-delay not yet passed or more than one category under a Crawl-delay
 those), or any answer but 304. The answers the poll did get are handed to the spider, which takes them
 instead of asking again (crawler/conditional.py): the site sees list page 1 asked once per pass, and the
 validators kept for the next pass are those of the answer the spider read.
+
+A 429 or 503 ends the pass there, deferred: nothing more goes to the site (no Scrapy pass) until its
+Retry-After has passed, and the next passes see that in Redis before they ask anything
+(newswatch/retry_after.py, read by crawler/run.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
+from newswatch.retry_after import REFUSALS, Deferral, RetryAfterRecord
 from newswatch.robots import RobotsCache
 
 log = logging.getLogger(__name__)
@@ -61,14 +66,19 @@ class Answer:
     body: bytes
     answered_at: float  # time.monotonic(): the site's download slot counts its delay from here
 
+    def header(self, name: str) -> str | None:
+        return next((values[0] for key, values in self.headers.items() if key.lower() == name.lower()), None)
+
 
 @dataclass
 class Poll:
-    """What the poll found: the counts of an idle pass (every list page 1 answered 304), or None and the
-    answers it got (URL -> Answer) for the full pass to use."""
+    """What the poll found: the counts of an idle pass (every list page 1 answered 304); or the deferral a
+    429/503 asked for (the pass ends, nothing else is asked); or neither, and the answers it got
+    (URL -> Answer) for the full pass to use."""
 
     counts: dict | None = None
     answers: dict[str, Answer] = field(default_factory=dict)
+    deferral: Deferral | None = None
 
 
 def _ask(url: str, validators: dict, settings) -> Answer | None:
@@ -95,8 +105,9 @@ def _ask(url: str, validators: dict, settings) -> Answer | None:
     return Answer(status, {name: message.get_all(name) for name in set(message.keys())}, body, time.monotonic())
 
 
-def poll(settings, client, counters: tuple[str, ...]) -> Poll:
-    """Ask list page 1 of each category conditionally (see the module's docstring for when it does not)."""
+def poll(settings, client, counters: tuple[str, ...], waits: RetryAfterRecord, refused_before: bool) -> Poll:
+    """Ask list page 1 of each category conditionally (see the module's docstring for when it does not).
+    `refused_before`: `waits` holds an earlier refusal, whose wait is over; an answer ends the refusals."""
     result = Poll()
     if settings.frontier != "memory":
         return result
@@ -117,6 +128,16 @@ def poll(settings, client, counters: tuple[str, ...]) -> Poll:
             cache.note_request()
         if answer is None:
             return result
+        if answer.status in REFUSALS:
+            result.deferral = deferral = waits.refused(answer.status, answer.header("Retry-After"))
+            log.warning("%s answered %d (%s): no request to the site before %s", url, answer.status,
+                        f"Retry-After: {deferral.retry_after}" if deferral.retry_after else "no Retry-After",
+                        deferral.summary(asked=True)["until"])
+            result.answers.clear()
+            return result
+        if refused_before:
+            waits.clear()
+            refused_before = False
         result.answers[url] = answer
         if answer.status != 304:
             return result

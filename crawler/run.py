@@ -23,6 +23,7 @@ from crawler.topic import load_topic
 from newswatch.connection import redis_session
 from newswatch.errors import CrawlFailed, CrawlInterrupted
 from newswatch.history import RunHistory
+from newswatch.retry_after import Deferral, RetryAfterRecord
 from newswatch.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,23 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def poll_pass(settings, client) -> tuple[dict | None, dict]:
-    """The summary of a pass that the poll of list page 1 found idle (crawler/poll.py), else None and the
-    poll's answers (URL -> crawler.poll.Answer), which the full pass uses instead of asking again."""
+def poll_pass(settings, client, ask: bool = True) -> tuple[dict | None, dict]:
+    """The summary of a pass that ends before Scrapy starts: deferred (the site answered 429/503 to this
+    pass's poll, or to an earlier pass, and the time it asked for has not passed: newswatch/retry_after.py)
+    or idle (the poll of list page 1 found nothing new, crawler/poll.py; `ask`: the pass may poll). Else
+    None and the poll's answers (URL -> crawler.poll.Answer), which the full pass uses instead of asking."""
     started = time.time()
-    result = poll(settings, client, COUNTERS)
+    waits = RetryAfterRecord(client, settings.keys, settings.site_url)
+    earlier = waits.load()
+    if earlier is not None and earlier.until > started:
+        log.info("no request to the site before %s: it answered %d earlier (%s)", earlier.summary(False)["until"],
+                 earlier.status, f"Retry-After: {earlier.retry_after}" if earlier.retry_after else "no Retry-After")
+        return _deferred(earlier, False, started), {}
+    if not ask:
+        return None, {}
+    result = poll(settings, client, COUNTERS, waits, earlier is not None)
+    if result.deferral is not None:
+        return _deferred(result.deferral, True, started), {}
     counts = result.counts
     if counts is None:
         return None, result.answers
@@ -45,6 +58,15 @@ def poll_pass(settings, client) -> tuple[dict | None, dict]:
     return {"outcome": outcome, "counts": counts, "alerts": alerts, "baseline": False, "polled": True,
             "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
             "finish_reason": "finished"}, {}
+
+
+def _deferred(deferral: Deferral, asked: bool, started: float) -> dict:
+    counts = dict.fromkeys(COUNTERS, 0)
+    counts.update(list_links=0, requests=int(asked), bytes=0)
+    ended = time.time()
+    return {"outcome": "deferred", "counts": counts, "alerts": [], "deferred": deferral.summary(asked),
+            "started_at": _utc(started), "ended_at": _utc(ended), "duration": round(ended - started, 3),
+            "finish_reason": "deferred"}
 
 
 def run_pass(settings, *, baseline: bool = False, progress=None, worker: bool = False,
@@ -143,6 +165,11 @@ def judge(counts: dict, finish_reason: str) -> tuple[str, list[str]]:
 
 
 def summary_line(summary: dict) -> str:
+    if summary["outcome"] == "deferred":
+        d = summary["deferred"]
+        why = f"Retry-After: {d['retry_after']}" if d["retry_after"] else f"no Retry-After: backing off {d['wait']:g}s"
+        return (f"deferred in {summary['duration']:.1f}s: no request to the site before {d['until']}, as it asked "
+                f"when it answered {d['status']} ({why}{'' if d['asked'] else ', in an earlier pass'})")
     c = summary["counts"]
     parts = [f"list pages {c['list_pages']}" + (f" ({c['not_modified']} not modified)" if c["not_modified"] else ""),
              f"fetched {c['fetched']}",
@@ -193,7 +220,7 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
                   cold_message="forced stop: the analysis processes are killed, the embedded Redis this crawl "
                                "started is stopped") as stop, redis_session(settings, shutdown=stop) as client:
         stop.on_cold("kill the analysis processes", _kill_analysis_processes)
-        summary, answers = (None, {}) if baseline or worker else poll_pass(settings, client)
+        summary, answers = poll_pass(settings, client, ask=not (baseline or worker))
         if summary is None:
             summary = run_pass(settings, baseline=baseline, progress=progress, worker=worker, stop=stop.requested,
                                answers=answers)
@@ -212,6 +239,9 @@ def crawl_command(settings, *, baseline: bool = False, as_json: bool = False, qu
         print(json.dumps(summary, ensure_ascii=False))
     else:
         print(("baseline " if baseline else "") + "crawl " + summary_line(summary))
+    if summary["outcome"] == "deferred" and baseline:
+        raise CrawlFailed(f"the baseline did not run: the site at {settings.site_url} asked for no request before "
+                          f"{summary['deferred']['until']}; run it again then")
     if summary["outcome"] == "failed":
         raise CrawlFailed(f"the site at {settings.site_url} could not be crawled: {summary['alerts'][0]}")
     if summary["outcome"] == "interrupted":

@@ -42,6 +42,12 @@ DEFAULT_MAX_FETCH_FAILURES = 5
 ROBOTS_MAX_AGE = 24 * 3600
 ROBOTS_MIN_AGE = 3600
 ROBOTS_KEEP_STALE = 7 * 24 * 3600
+# A 429 or 503 holds every request to the site until its Retry-After has passed, across passes
+# (newswatch/retry_after.py): honoured up to a day; without one, 2 minutes, doubled for each refusal in a
+# row up to an hour.
+RETRY_AFTER_MAX = 24 * 3600
+RETRY_AFTER_DEFAULT = 120.0
+RETRY_AFTER_DEFAULT_MAX = 3600.0
 
 # Dedupe
 DEFAULT_DEDUPE_RETENTION_DAYS = 30
@@ -170,6 +176,11 @@ class Keys:
         """Hash: the robots.txt of an origin (scheme://host:port) with its validators, expiry, Crawl-delay
         and the time of our last request while that delay applied (newswatch/robots.py)."""
         return self._k("robots", origin)
+
+    def retry_after(self, origin: str) -> str:
+        """Hash: until when no request goes to an origin, after its 429/503, with the status, the Retry-After,
+        the wait chosen and the refusals in a row (newswatch/retry_after.py)."""
+        return self._k("retry-after", origin)
 
     @property
     def conditional(self) -> str:

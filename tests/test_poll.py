@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from datetime import datetime, timezone
+from email.utils import formatdate
 
 import pytest
 
+from newswatch.robots import site_origin
 from tests.loopback import respond
 from tests.replica import corpus, corpus_article, standard_site
 from tests.test_crawl_e2e import crawl
@@ -113,3 +117,83 @@ def test_the_polls_answers_are_the_passs_only_requests_for_list_page_1(site, tes
 def replica_etag(replica, category: str) -> str:
     """The ETag the replica gives list page 1 of a category now (tests/replica.py)."""
     return '"' + hashlib.sha1(f"{replica.version}:{category}:1".encode()).hexdigest()[:16] + '"'
+
+
+# --- 429 / 503 to the poll: no request to the site before the Retry-After has passed ----------------------
+
+def refuse(status: int, retry_after: str | None = None):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return lambda handler: respond(handler, status, b"slow down", headers) or True
+
+
+def retry_after_key(keys, replica) -> str:
+    return keys.retry_after(site_origin(replica.url))
+
+
+def wait_over(redis_client, keys, replica) -> None:
+    """What the passing of the Retry-After would do: the stored time to wait for lies in the past."""
+    redis_client.hset(retry_after_key(keys, replica), "until", repr(time.time() - 1))
+
+
+def site_requests(replica) -> int:
+    return sum(replica.requests.values())
+
+
+def test_a_429_to_the_poll_defers_this_pass_and_the_next_ones(site, test_env, redis_client, keys):
+    replica, _ = site
+    assert crawl(test_env, replica.url)[0] == 0
+    replica.add(corpus_article(corpus(1)[0], 3999304))  # something new: without the 429 a full pass would run
+    replica.faults["/international?page=1"] = refuse(429, "600")
+    replica.reset_counts()
+    asked_at = time.time()
+    code, summary, err = crawl({**test_env, "PYTHONPROFILEIMPORTTIME": "1"}, replica.url)
+    assert code == 0, err
+    assert summary["outcome"] == "deferred"
+    assert summary["deferred"]["status"] == 429 and summary["deferred"]["retry_after"] == "600"
+    assert summary["deferred"]["asked"] is True
+    until = float(redis_client.hget(retry_after_key(keys, replica), "until"))
+    assert asked_at + 600 <= until <= time.time() + 600
+    assert dict(replica.requests) == {"/international?page=1": 1}  # the Scrapy pass did not ask again...
+    assert "scrapy" not in imported(err)  # ...nor even start
+
+    replica.faults.clear()
+    replica.reset_counts()
+    for extra in ((), ("--baseline",)):  # the next passes, a baseline too, ask nothing before the time
+        code, summary, err = crawl(test_env, replica.url, *extra)
+        assert summary["outcome"] == "deferred" and summary["deferred"]["asked"] is False, err
+        assert "no request to the site before" in err
+    assert code == 1  # a baseline that did not run must not look done
+    assert site_requests(replica) == 0
+
+    wait_over(redis_client, keys, replica)
+    code, summary, err = crawl(test_env, replica.url)
+    assert code == 0, err
+    assert "polled" not in summary and summary["outcome"] == "ok"
+    assert replica.requests["/international?page=1"] == 1
+    assert not redis_client.exists(retry_after_key(keys, replica))  # answered: the refusals in a row end
+
+
+def test_503_with_a_date_and_429_without_retry_after_back_off(site, test_env, redis_client, keys):
+    replica, _ = site
+    assert crawl(test_env, replica.url)[0] == 0
+    waits = []
+    for status in (429, 503):  # no Retry-After: a default backoff that doubles with each refusal in a row
+        replica.faults["/international?page=1"] = refuse(status)
+        code, summary, err = crawl(test_env, replica.url)
+        assert code == 0 and summary["outcome"] == "deferred", err
+        assert summary["deferred"]["status"] == status and summary["deferred"]["retry_after"] is None
+        waits.append(summary["deferred"]["wait"])
+        wait_over(redis_client, keys, replica)
+    assert waits[0] > 0 and waits[1] == 2 * waits[0]
+
+    when = int(time.time()) + 900
+    replica.faults["/international?page=1"] = refuse(503, formatdate(when, usegmt=True))
+    replica.reset_counts()
+    code, summary, err = crawl(test_env, replica.url)
+    assert code == 0 and summary["outcome"] == "deferred", err
+    assert summary["deferred"]["until"] == datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert float(redis_client.hget(retry_after_key(keys, replica), "until")) == pytest.approx(when, abs=0.01)
+    replica.faults.clear()
+    code, summary, err = crawl(test_env, replica.url)
+    assert summary["outcome"] == "deferred", err
+    assert dict(replica.requests) == {"/international?page=1": 1}
