@@ -4,22 +4,25 @@
 - anchor: four 16-bit blocks of the fingerprint, one Redis set per block value holding the fingerprints
   (hex), k = 3; check-and-insert is one Lua script (SMEMBERS of the 4 sets, Hamming distance, SADD).
 
-Both hold --size articles (default 1,000,000) spread over the 30-day window, loaded by pipelined bulk
-writes (numpy builds what the scripts would write; checked against the real script on 300 articles), each
-in its own database of a redis-server this script starts on a free port without persistence and stops at
-the end (nothing outlives it). Then the same real articles (corpus originals, then hard reprints of them),
-evidence computed beforehand, go through both check-and-inserts alternately: p50/p99 of each, memory per
-article (INFO used_memory delta of each load), keys per lookup; and a brute-force scan of every stored
-article's evidence with numpy must agree with the index on 400 queries.
+Both hold --articles synthetic articles (default 1,000,000; shaped like the corpus, ids and URLs as long as
+the site's) spread over the 30-day window, written by bench/dedupe_fill.py as protocol bytes built with
+numpy, each in its own database of a redis-server this script starts on a free loopback port without
+persistence and stops at the end. The fill is first checked byte for byte against the real
+check_and_insert path (and the anchor's script) on 300 articles. Then the same real articles (corpus
+originals, then hard reprints of them), evidence computed beforehand, go through both check-and-inserts
+alternately: p50/p99 of each, as the client sees it and as the server spent it (SLOWLOG), memory per
+article (INFO used_memory delta of each fill), keys per lookup; and a brute-force scan of every stored
+article's evidence with numpy must agree with the index on 400 queries. The last line is a summary.
 
-    python bench/dedupe_index.py [--size N] [--calls N] [--redis-server PATH]
+    python bench/dedupe_index.py [--articles N] [--calls N] [--redis-server PATH]
 
-Writes bench/results/dedupe_index.json (dedupe_index_<N>.json for another --size).
+Writes bench/results/dedupe_index.{json,txt} (dedupe_index_<N>.{json,txt} for another --articles).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -37,16 +40,16 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import dedupe_fill as fill  # noqa: E402
 import make_dedupe_set  # noqa: E402
 
-from crawler import dedupe  # noqa: E402
 from crawler.dedupe import DAY, DedupeIndex, Evidence, evidence  # noqa: E402
 from newswatch import defaults  # noqa: E402
 from newswatch.defaults import Keys  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 NOW = 1_739_900_000.0
-DAYS = defaults.DEFAULT_DEDUPE_RETENTION_DAYS + 1  # the window: today and the 30 days before
+LINES: list[str] = []
 ANCHOR = """
 local fp, maxd = ARGV[1], tonumber(ARGV[2])
 local function popcount(x) local n = 0; x = bit.tobit(x); while x ~= 0 do x = bit.band(x, x - 1); n = n + 1 end; return n end
@@ -62,8 +65,9 @@ return {0}
 """
 
 
-def anchor_keys(fp: int) -> list[str]:
-    return [f"anchor:{t}:{(fp >> (48 - 16 * t)) & 0xFFFF}" for t in range(4)]
+def say(line: str) -> None:
+    print(line, flush=True)
+    LINES.append(line)
 
 
 def free_port() -> int:
@@ -86,128 +90,44 @@ def start_server(binary: str) -> tuple[subprocess.Popen, int]:
     raise SystemExit(f"{binary} did not start")
 
 
-def synthetic(n: int, real: list[Evidence], rng: np.random.Generator):
-    """n articles' evidence shaped like the corpus: its clause counts and lengths, random hashes."""
-    counts = rng.choice([len(e.clauses) for e in real], size=n)
-    lengths_pool = np.array([v for e in real for v in e.clauses.values()], dtype=np.int64)
-    total = int(counts.sum())
-    hashes = rng.integers(0, 2**31, size=total, dtype=np.uint64) * np.uint64(defaults.DEDUPE_CLAUSE_SAMPLE)
-    lengths = rng.choice(lengths_pool, size=total)
-    owner = np.repeat(np.arange(n), counts)
-    fps = rng.integers(0, 2**63, size=n, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, size=n, dtype=np.uint64)
-    return fps, hashes, lengths, owner, counts
-
-
-def _hset_grouped(pipe, key: str, names: np.ndarray, records: np.ndarray, name_of) -> None:
-    """HSET name -> concatenated records, records kept in their order within a name."""
-    order = np.argsort(names, kind="stable")
-    names, buf, width = names[order], records[order].tobytes(), records.dtype.itemsize
-    uniq, first = np.unique(names, return_index=True)
-    bounds = np.append(first, len(names)).tolist()
-    mapping = {}
-    for j, f in enumerate(uniq.tolist()):
-        mapping[name_of(f)] = buf[bounds[j] * width:bounds[j + 1] * width]
-        if len(mapping) >= 5000:
-            pipe.hset(key, mapping=mapping)
-            mapping = {}
-    if mapping:
-        pipe.hset(key, mapping=mapping)
-
-
-def bulk_load(index: DedupeIndex, fps, hashes, lengths, owner, counts, limit: int | None = None) -> None:
-    """Write what the Lua script writes for these articles (article i on day NOW - i % DAYS), with numpy."""
-    n = len(fps) if limit is None else limit
-    keep = owner < n
-    owner, hashes, lengths = owner[keep], hashes[keep], lengths[keep]
-    today = int(NOW // DAY)
-    doc_day = today - np.arange(n) % DAYS
-    doc_period = doc_day // index.period_days
-    pipe = index.client.pipeline(transaction=False)
-    for period in np.unique(doc_period).tolist():
-        key = index.keys.fp_period(index.period_days, period)
-        docs = np.nonzero(doc_period == period)[0]
-        docs = docs[np.lexsort((docs, doc_day[docs]))]  # inserted day by day, oldest first
-        num = np.zeros(n, dtype=np.int64)
-        num[docs] = np.arange(1, len(docs) + 1)
-        records = {}
-        for i, d in zip(docs.tolist(), doc_day[docs].tolist(), strict=True):
-            item, url = f"syn{i}".encode(), f"https://syn/{i}".encode()
-            records[b"d%d" % num[i]] = (int(fps[i]).to_bytes(8, "big") + d.to_bytes(4, "big") + (1900).to_bytes(4, "big")
-                                        + len(item).to_bytes(2, "big") + item + url)
-            if len(records) >= 5000:
-                pipe.hset(key, mapping=records)
-                records = {}
-        if records:
-            pipe.hset(key, mapping=records)
-        days, per_day = np.unique(doc_day[docs], return_counts=True)
-        pipe.hset(key, mapping={"n": len(docs), **{f"c{d}": c for d, c in zip(days.tolist(), per_day.tolist(), strict=True)}})
-        rec = np.zeros(len(docs), dtype=[("fp", ">u8"), ("num", "u1", 3)])
-        rec["fp"] = fps[docs]
-        rec["num"] = np.stack([(num[docs] >> s) & 0xFF for s in (16, 8, 0)], axis=1)
-        for t in range(4):
-            block = (fps[docs] >> np.uint64(48 - 16 * t)) & np.uint64(0xFFFF)
-            _hset_grouped(pipe, key, (block >> np.uint64(4)).astype(np.int64), rec,
-                          lambda f, t=t: b"b%d" % t + f.to_bytes(2, "big"))
-        # postings in insertion order: by the document's number, then its clauses longest first (as the
-        # script receives them: crawler/dedupe.py `longest_first`)
-        sel = np.nonzero(doc_period[owner] == period)[0]
-        sel = sel[np.lexsort((hashes[sel], -lengths[sel], num[owner[sel]]))]
-        crec = np.zeros(len(sel), dtype=[("lo", ">u2"), ("num", "u1", 3)])
-        crec["lo"] = hashes[sel] & np.uint64((1 << (32 - dedupe.CLAUSE_FIELD_BITS)) - 1)
-        crec["num"] = np.stack([(num[owner[sel]] >> s) & 0xFF for s in (16, 8, 0)], axis=1)
-        _hset_grouped(pipe, key, (hashes[sel] >> np.uint64(32 - dedupe.CLAUSE_FIELD_BITS)).astype(np.int64), crec,
-                      lambda f: b"s" + f.to_bytes(3, "big"))
-        pipe.expire(key, index.expires_in(period, NOW))
-        pipe.execute()
-
-
-def script_load(index: DedupeIndex, fps, hashes, lengths, counts, n: int) -> None:
-    """The first n synthetic articles through the real Lua script, one by one, oldest day first."""
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    for i in sorted(range(n), key=lambda i: (-(i % DAYS), i)):
-        ev = Evidence(int(fps[i]), 1900, dict(zip(hashes[starts[i]:starts[i + 1]].tolist(),
-                                                  lengths[starts[i]:starts[i + 1]].tolist(), strict=True)))
-        index._run("insert", f"syn{i}", f"https://syn/{i}", ev, NOW - (i % DAYS) * DAY)
-
-
-def anchor_load(client, fps, chunk: int = 200_000) -> None:
-    hexes = [f"{int(f):016x}" for f in fps.tolist()]
-    for t in range(4):
-        block = ((fps >> np.uint64(48 - 16 * t)) & np.uint64(0xFFFF)).astype(np.int64)
-        order = np.argsort(block, kind="stable")
-        uniq, first = np.unique(block[order], return_index=True)
-        bounds = np.append(first, len(order)).tolist()
-        pipe = client.pipeline(transaction=False)
-        for j, b in enumerate(uniq.tolist()):
-            pipe.sadd(f"anchor:{t}:{b}", *[hexes[i] for i in order[bounds[j]:bounds[j + 1]].tolist()])
-            if j % 5000 == 4999:
-                pipe.execute()
-        pipe.execute()
-
-
-def check_layout(client, fps, hashes, lengths, owner, counts, n: int = 300) -> bool:
-    """n articles through the Lua script under one prefix and through bulk_load under another: same data?"""
-    via_script, via_bulk = DedupeIndex(client, Keys("layout-script")), DedupeIndex(client, Keys("layout-bulk"))
-    script_load(via_script, fps, hashes, lengths, counts, n)
-    bulk_load(via_bulk, fps, hashes, lengths, owner, counts, limit=n)
-    same = True
-    for period in via_script.periods(NOW):
-        a = client.hgetall(via_script.keys.fp_period(via_script.period_days, period))
-        b = client.hgetall(via_bulk.keys.fp_period(via_bulk.period_days, period))
-        same &= a == b and bool(a)
-    for prefix in ("layout-script", "layout-bulk"):
-        for key in client.scan_iter(match=f"{prefix}:*"):
-            client.delete(key)
-    return same
+def check_fill(client, anchor_client, anchor, real: list[Evidence]) -> list[str]:
+    """300 articles through the real scripts under one prefix and through the fast fill under another:
+    where the data differ ([] when identical)."""
+    arts = fill.synthetic(300, real, np.random.default_rng(7), int(NOW // DAY))
+    via_script, via_fill = DedupeIndex(client, Keys("check-script")), DedupeIndex(client, Keys("check-fill"))
+    fill.script_fill(via_script, arts, NOW)
+    fill.fill(via_fill, arts, NOW)
+    found = fill.differences(client, via_script, via_fill, NOW)
+    for fp in arts.fps.tolist():
+        anchor(keys=fill.anchor_keys(fp, "check-script"), args=[f"{fp:016x}", defaults.DEDUPE_MAX_DISTANCE])
+    fill.fill_anchor(anchor_client, arts.fps, "check-fill")
+    for fp in arts.fps.tolist():
+        for a, b in zip(fill.anchor_keys(fp, "check-script"), fill.anchor_keys(fp, "check-fill"), strict=True):
+            if anchor_client.smembers(a) != anchor_client.smembers(b):
+                found.append(f"anchor {a} vs {b}")
+    for each in (client, anchor_client):
+        for prefix in ("check-script", "check-fill"):
+            for key in each.scan_iter(match=f"{prefix}:*", count=1000):
+                each.delete(key)
+    return found
 
 
 class BruteForce:
     """Every stored article's evidence in flat arrays; the rule applied to all of them for each query."""
 
-    def __init__(self, fps, hashes, lengths, owner, ids: list[str], doc_lengths):
-        self.fps, self.ids, self.lengths = fps, ids, doc_lengths
-        order = np.argsort(hashes, kind="stable")
-        self.hashes, self.owner = hashes[order], owner[order]
+    def __init__(self, arts: fill.Articles, extra: list[tuple[str, Evidence]]):
+        n = len(arts)
+        self.n, self.extra_ids = n, [item for item, _ in extra]
+        self.fps = np.concatenate([arts.fps, np.array([e.simhash for _, e in extra], dtype=np.uint64)])
+        self.lengths = np.concatenate([np.full(n, fill.ARTICLE_CHARS), [e.length for _, e in extra]])
+        # (clause hash, article) in one sorted uint64: a clause's holders are one contiguous run
+        owners = np.concatenate([arts.owners(), np.repeat(np.arange(n, n + len(extra), dtype=np.uint32),
+                                                          [len(e.clauses) for _, e in extra])])
+        self.postings = np.concatenate([arts.hashes, np.array([h for _, e in extra for h in e.clauses], dtype=np.uint32)]
+                                       ).astype(np.uint64) << np.uint64(32)
+        self.postings |= owners
+        del owners
+        self.postings.sort()
 
     def matches(self, ev: Evidence, min_chars: int) -> set[str]:
         if ev.length < min_chars:
@@ -216,18 +136,28 @@ class BruteForce:
         hit = set(np.nonzero(dist <= defaults.DEDUPE_MAX_DISTANCE)[0].tolist())
         shared: dict[int, int] = {}
         for h, length in ev.clauses.items():
-            lo, hi = np.searchsorted(self.hashes, np.array([h, h + 1], dtype=np.uint64))
-            for doc in self.owner[lo:hi].tolist():
+            lo, hi = np.searchsorted(self.postings, np.array([h << 32, (h + 1) << 32], dtype=np.uint64))
+            for doc in (self.postings[lo:hi] & np.uint64(0xFFFFFFFF)).tolist():
                 shared[doc] = shared.get(doc, 0) + length
         for doc, s in shared.items():
             if (s >= defaults.DEDUPE_MIN_SHARED_CHARS and self.lengths[doc] >= min_chars
                     and s * 1000 >= defaults.DEDUPE_CONTAINMENT_PER_MILLE * ev.weight):
                 hit.add(doc)
-        return {self.ids[d] for d in hit}
+        return {fill.item_id(d) if d < self.n else self.extra_ids[d - self.n] for d in hit}
 
 
-def pct(values: list[float], q: float) -> float:
+def ms(values, q: float) -> float:
     return round(float(np.percentile(np.array(values), q)) * 1e3, 3)
+
+
+def server_times(client, shas: dict[str, str]) -> dict[str, list[float]]:
+    """Each script's execution times (s) as the server logged them (SLOWLOG, threshold 0)."""
+    out: dict[str, list[float]] = {name: [] for name in shas}
+    by_sha = {sha.encode(): name for name, sha in shas.items()}
+    for _, _, micros, args, *_ in client.execute_command("SLOWLOG", "GET", -1):
+        if args[0].upper() == b"EVALSHA" and args[1] in by_sha:
+            out[by_sha[args[1]]].append(micros / 1e6)
+    return out
 
 
 def run(binary: str, size: int, calls: int) -> dict:
@@ -237,23 +167,26 @@ def run(binary: str, size: int, calls: int) -> dict:
         version = ours_db.info("server")["redis_version"]
         docs = [json.loads(line)["text"] for line in make_dedupe_set.CORPUS.read_text(encoding="utf-8").splitlines()]
         real = [evidence(d) for d in docs]
-        print(f"Redis {version}; {size:,} articles over the {DAYS}-day window; one client")
-        fps, hashes, lengths, owner, counts = synthetic(size, real, np.random.default_rng(42))
-        same = check_layout(ours_db, fps, hashes, lengths, owner, counts)
-        print(f"  bulk loader writes exactly what the Lua script writes (300 articles compared): {same}")
-        if not same:
-            raise SystemExit("bulk layout differs from the script's: fix bench/dedupe_index.py")
+        say(f"Redis {version}; {size:,} articles over the {fill.DAYS}-day window; one client")
+        anchor = anchor_db.register_script(ANCHOR)
+        problems = check_fill(ours_db, anchor_db, anchor, real)
+        say(f"  fast fill writes exactly what check_and_insert writes (300 articles, both indexes): {not problems}")
+        if problems:
+            raise SystemExit("the fill differs from the scripts: fix bench/dedupe_fill.py\n" + "\n".join(problems[:20]))
+        started = time.perf_counter()
+        arts = fill.synthetic(size, real, np.random.default_rng(42), int(NOW // DAY))
+        say(f"  {size:,} synthetic articles ({len(arts.hashes) / size:.1f} clauses each) made in "
+            f"{time.perf_counter() - started:.0f} s")
         index = DedupeIndex(ours_db, Keys("bench"))
         memory = {}
-        for name, client, load in (("newswatch", ours_db, lambda: bulk_load(index, fps, hashes, lengths, owner, counts)),
-                                   ("anchor", anchor_db, lambda: anchor_load(anchor_db, fps))):
+        for name, client, load in (("newswatch", ours_db, lambda: fill.fill(index, arts, NOW)),
+                                   ("anchor", anchor_db, lambda: fill.fill_anchor(anchor_db, arts.fps))):
             before, started = client.info("memory")["used_memory"], time.perf_counter()
             load()
             memory[name] = {"load_seconds": round(time.perf_counter() - started, 1),
                             "bytes_per_article": round((client.info("memory")["used_memory"] - before) / size, 1)}
-            print(f"  {name:<9} loaded in {memory[name]['load_seconds']:.0f} s (pipelined bulk writes): "
-                  f"{memory[name]['bytes_per_article']:.0f} bytes per article")
-        anchor = anchor_db.register_script(ANCHOR)
+            say(f"  {name:<9} filled in {memory[name]['load_seconds']:.0f} s: "
+                f"{memory[name]['bytes_per_article']:.0f} bytes per article")
 
         # the same real articles through both, alternately: originals (new), then hard reprints of them
         originals = docs[:500]
@@ -262,35 +195,54 @@ def run(binary: str, size: int, calls: int) -> dict:
         queries = [(f"real{i}", f"https://site/{i}", real[i]) for i in range(len(originals))]
         queries += [(f"dup{n}", f"https://other/{n}", evidence(p["b"])) for n, p in enumerate(pairs)]
         queries = queries[:calls]
-        ours_ms, anchor_ms, verdicts = [], [], []
         index.upgrade(NOW)  # once per process, as in the crawler: not part of a lookup
+        # Python-side work of a call before the round trip (key names, packed arguments), timed apart
+        args_s = []
+        for n, (item, url, ev) in enumerate(queries):
+            t = time.perf_counter()
+            index.window(NOW + n), index.script_args("insert", item, url, ev, NOW + n)
+            args_s.append(time.perf_counter() - t)
+        ours_db.config_set("slowlog-log-slower-than", 0)
+        ours_db.config_set("slowlog-max-len", 4 * len(queries) + 100)
+        ours_db.config_set("latency-monitor-threshold", 1)
+        ours_db.execute_command("SLOWLOG", "RESET")
+        ours_s, anchor_s, verdicts = [], [], []
+        gc.collect()
+        gc.freeze()  # the bench's own heap (corpus, pairs) is not the crawler's: keep its collections out
         for n, (item, url, ev) in enumerate(queries):
             t = time.perf_counter()
             verdicts.append(index.insert_evidence(item, url, ev, now=NOW + n))
-            ours_ms.append(time.perf_counter() - t)
+            ours_s.append(time.perf_counter() - t)
             t = time.perf_counter()
-            anchor(keys=anchor_keys(ev.simhash), args=[f"{ev.simhash:016x}", defaults.DEDUPE_MAX_DISTANCE])
-            anchor_ms.append(time.perf_counter() - t)
+            anchor(keys=fill.anchor_keys(ev.simhash), args=[f"{ev.simhash:016x}", defaults.DEDUPE_MAX_DISTANCE])
+            anchor_s.append(time.perf_counter() - t)
+        gc.unfreeze()
+        server = server_times(ours_db, {"newswatch": index._script.sha, "anchor": anchor.sha})
+        spikes = ours_db.execute_command("LATENCY", "LATEST")
+        ours_db.config_set("slowlog-log-slower-than", 10000)
         to_id = {doc: f"real{i}" for i, doc in enumerate(originals)}
         found = sum(v.duplicate and v.original_id == to_id[p["a"]] for v, p in zip(verdicts[500:], pairs, strict=False))
         keys_per_lookup = sorted({len(index.window(NOW + h * 3600)) for h in range(0, 24 * 60, 5)})
-        latency = {"newswatch": {"p50_ms": pct(ours_ms, 50), "p99_ms": pct(ours_ms, 99), "max_ms": pct(ours_ms, 100)},
-                   "anchor": {"p50_ms": pct(anchor_ms, 50), "p99_ms": pct(anchor_ms, 99), "max_ms": pct(anchor_ms, 100)}}
+        latency = {name: {"p50_ms": ms(client_s, 50), "p99_ms": ms(client_s, 99), "max_ms": ms(client_s, 100),
+                          "server_p50_ms": ms(server[name], 50), "server_p99_ms": ms(server[name], 99),
+                          "server_calls": len(server[name])}
+                   for name, client_s in (("newswatch", ours_s), ("anchor", anchor_s))}
+        latency["newswatch"].update(args_p50_ms=ms(args_s, 50), args_p99_ms=ms(args_s, 99))
         for name in ("newswatch", "anchor"):
-            print(f"  {name:<9} check-and-insert (evidence computed before), {len(queries)} calls: "
-                  f"p50 {latency[name]['p50_ms']:.3f} ms, p99 {latency[name]['p99_ms']:.3f} ms")
-        print(f"  reprints matched to their original: {found}/{len(verdicts) - 500}; keys per lookup: "
-              f"newswatch {keys_per_lookup} (over 60 days of lookups), anchor 4")
+            lat = latency[name]
+            say(f"  {name:<9} check-and-insert, {len(queries)} calls: p50 {lat['p50_ms']:.3f} ms, p99 "
+                f"{lat['p99_ms']:.3f} ms (max {lat['max_ms']:.1f}); in the server (SLOWLOG): p50 "
+                f"{lat['server_p50_ms']:.3f} ms, p99 {lat['server_p99_ms']:.3f} ms")
+        say(f"  newswatch's Python before the round trip (keys, arguments): p50 {latency['newswatch']['args_p50_ms']:.3f}"
+            f" ms, p99 {latency['newswatch']['args_p99_ms']:.3f} ms; server events >= 1 ms (LATENCY LATEST): "
+            f"{[[e.decode() if isinstance(e, bytes) else e for e in s] for s in spikes] or 'none'}")
+        say(f"  reprints matched to their original: {found}/{len(verdicts) - 500}; keys per lookup: "
+            f"newswatch {keys_per_lookup} (over 60 days of lookups), anchor 4")
 
         # brute force over every stored article: the index must find exactly what the rule says
+        started = time.perf_counter()
         inserted = [(item, ev) for (item, _, ev), v in zip(queries, verdicts, strict=True) if not v.duplicate]
-        ids = [f"syn{i}" for i in range(size)] + [item for item, _ in inserted]
-        extra = [ev for _, ev in inserted]
-        brute = BruteForce(np.concatenate([fps, np.array([e.simhash for e in extra], dtype=np.uint64)]),
-                           np.concatenate([hashes, np.array([h for e in extra for h in e.clauses], dtype=np.uint64)]),
-                           None, np.concatenate([owner, np.repeat(np.arange(size, size + len(extra)),
-                                                                  [len(e.clauses) for e in extra])]),
-                           ids, np.concatenate([np.full(size, 1900), [e.length for e in extra]]))
+        brute = BruteForce(arts, inserted)
         checks = [(evidence(p["b"]), "reprint") for p in pairs[:300]] + [(real[i], "unrelated") for i in range(500, 600)]
         agree, unrelated_matching, disagreements = 0, 0, []
         for ev, what in checks:
@@ -301,13 +253,14 @@ def run(binary: str, size: int, calls: int) -> dict:
             unrelated_matching += what == "unrelated" and bool(want)
             if not ok:
                 disagreements.append((what, got, sorted(want)[:5]))
-        print(f"  brute force vs index on {len(checks)} queries: {agree} agree, {len(disagreements)} disagree; "
-              f"unrelated articles matching anything: {unrelated_matching}")
+        say(f"  brute force vs index on {len(checks)} queries: {agree} agree, {len(disagreements)} disagree; "
+            f"unrelated articles matching anything: {unrelated_matching} ({time.perf_counter() - started:.0f} s)")
         for d in disagreements[:5]:
-            print("   disagreement:", d)
+            say(f"   disagreement: {d}")
         return {"redis_version": version, "articles": size, "calls": len(queries), "memory": memory,
-                "latency": latency, "keys_per_lookup": {"newswatch": keys_per_lookup, "anchor": 4},
-                "bulk_layout_equals_script": same, "reprints_matched_to_original": [found, len(verdicts) - 500],
+                "latency": latency, "latency_latest": [[str(e) for e in s] for s in spikes],
+                "keys_per_lookup": {"newswatch": keys_per_lookup, "anchor": 4},
+                "fill_equals_scripts": not problems, "reprints_matched_to_original": [found, len(verdicts) - 500],
                 "brute_force": {"queries": len(checks), "agree": agree, "disagree": len(disagreements),
                                 "unrelated_matching": unrelated_matching}}
     finally:
@@ -317,9 +270,23 @@ def run(binary: str, size: int, calls: int) -> dict:
         proc.wait(timeout=60)
 
 
+def summary(r: dict) -> str:
+    ours, anchor = r["latency"]["newswatch"], r["latency"]["anchor"]
+    bf = r["brute_force"]
+    load = "/".join(f"{x:.1f}" for x in r["load_average"][:1] + r["load_average_after"][:1])
+    return (f"SUMMARY {r['articles']:,} articles: p50/p99 newswatch {ours['p50_ms']:.2f}/{ours['p99_ms']:.2f} ms "
+            f"(server {ours['server_p50_ms']:.2f}/{ours['server_p99_ms']:.2f}) vs anchor {anchor['p50_ms']:.2f}/"
+            f"{anchor['p99_ms']:.2f} ms (server {anchor['server_p50_ms']:.2f}/{anchor['server_p99_ms']:.2f}); "
+            f"{r['memory']['newswatch']['bytes_per_article']:.0f} vs {r['memory']['anchor']['bytes_per_article']:.0f}"
+            f" B/article; keys/lookup {max(r['keys_per_lookup']['newswatch'])} vs 4; brute force "
+            f"{bf['agree']}/{bf['queries']} agree; {r['seconds']} s in all; load {load} before/after "
+            f"({os.cpu_count()} cores)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", type=int, default=1_000_000, help="articles in each index")
+    parser.add_argument("--articles", "--size", dest="articles", type=int, default=1_000_000,
+                        help="articles in each index")
     parser.add_argument("--calls", type=int, default=2500, help="timed check-and-inserts of each")
     parser.add_argument("--redis-server", default=shutil.which("redis-server"))
     args = parser.parse_args(argv)
@@ -328,12 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = {"command": "python bench/dedupe_index.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-               "load_average": os.getloadavg(), **run(args.redis_server, args.size, args.calls)}
+               "load_average": os.getloadavg(), **run(args.redis_server, args.articles, args.calls)}
     results["seconds"] = round(time.perf_counter() - started)
-    out = RESULTS / ("dedupe_index.json" if args.size == 1_000_000 else f"dedupe_index_{args.size}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"{results['seconds']} s in all; written to {out.relative_to(ROOT)}")
+    results["load_average_after"] = os.getloadavg()
+    name = "dedupe_index" if args.articles == 1_000_000 else f"dedupe_index_{args.articles}"
+    say(summary(results))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / f"{name}.txt").write_text("\n".join(LINES) + "\n")
+    print(f"written to bench/results/{name}.json and .txt")
     return 0
 
 

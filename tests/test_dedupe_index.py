@@ -3,9 +3,12 @@ per-day layout of earlier versions keeps finding the reprints of articles indexe
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crawler import dedupe
@@ -100,3 +103,35 @@ def test_upgraded_layout_equals_what_the_script_writes(client, keys):
                 for f, v in raw.items()}
 
     assert content(via_upgrade) == content(fresh)
+
+
+def _bench_fill():
+    """bench/dedupe_fill.py, the fast fill of bench/dedupe_index.py."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "dedupe_fill.py"
+    spec = importlib.util.spec_from_file_location("bench_dedupe_fill", path)
+    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmarks_fast_fill_writes_what_check_and_insert_writes(client, keys):
+    """The index benchmark writes a million articles as protocol bytes built with numpy; its figures are the
+    product's only if that fill writes, byte for byte, what inserting the articles one by one writes."""
+    fill = _bench_fill()
+    arts = fill.synthetic(120, [evidence(d) for d in DOCS], np.random.default_rng(3), int(NOW // DAY))
+    # the orders within a field: two clauses of one article sharing a field and a length (by hash), and two
+    # articles sharing a fingerprint block (far apart otherwise), besides what chance shares among 120
+    at = int(arts.starts[5])
+    arts.lengths[at:at + 2] = arts.lengths[at:int(arts.starts[6])].max() + 1
+    arts.hashes[at:at + 2] = [0x2468ACE0, 0x2468ACE2]
+    arts.fps[7] = (arts.fps[6] & np.uint64(0xFFFF << 48)) | (~arts.fps[6] & np.uint64((1 << 48) - 1))
+    assert arts.days[6] == arts.days[7]
+    via_script = DedupeIndex(client, keys.__class__(keys.prefix + ":script"))
+    via_fill = DedupeIndex(client, keys.__class__(keys.prefix + ":fill"))
+    fill.script_fill(via_script, arts, NOW)
+    fill.fill(via_fill, arts, NOW)
+    assert fill.differences(client, via_script, via_fill, NOW) == []
+    assert via_fill.count(now=NOW) == 120
+    # and the filled index answers as the product's: a reprint of article 7 (its evidence) is found
+    verdict = via_fill.insert_evidence("again", "https://x/again", arts.evidence(7), now=NOW)
+    assert verdict.duplicate and verdict.original_id == fill.item_id(7)
