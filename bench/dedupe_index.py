@@ -6,11 +6,11 @@
 
 Both hold --articles synthetic articles (default 1,000,000; shaped like the corpus, ids and URLs as long as
 the site's) spread over the 30-day window, written by bench/dedupe_fill.py as protocol bytes built with
-numpy, each in its own database of a redis-server this script starts on a free loopback port without
+numpy, each in a redis-server of its own that this script starts on a free loopback port without
 persistence and stops at the end. The fill is first checked byte for byte against the real
 check_and_insert path (and the anchor's script) on 300 articles. Then the same real articles (corpus
 originals, then hard reprints of them), evidence computed beforehand, go through both check-and-inserts
-alternately: p50/p99 of each, as the client sees it and as the server spent it (SLOWLOG), memory per
+alternately: p50/p99 of each, as the client sees it and as the server spent it (INFO latencystats), memory per
 article (INFO used_memory delta of each fill), keys per lookup; and a brute-force scan of every stored
 article's evidence with numpy must agree with the index on 400 queries. The last line is a summary.
 
@@ -150,19 +150,17 @@ def ms(values, q: float) -> float:
     return round(float(np.percentile(np.array(values), q)) * 1e3, 3)
 
 
-def server_times(client, shas: dict[str, str]) -> dict[str, list[float]]:
-    """Each script's execution times (s) as the server logged them (SLOWLOG, threshold 0)."""
-    out: dict[str, list[float]] = {name: [] for name in shas}
-    by_sha = {sha.encode(): name for name, sha in shas.items()}
-    for _, _, micros, args, *_ in client.execute_command("SLOWLOG", "GET", -1):
-        if args[0].upper() == b"EVALSHA" and args[1] in by_sha:
-            out[by_sha[args[1]]].append(micros / 1e6)
-    return out
+def server_time(client) -> dict[str, float]:
+    """p50/p99 (ms) of EVALSHA since the last CONFIG RESETSTAT, as the server measured it (Redis 7's
+    latency histograms: scripts only, not the commands they call, which SLOWLOG would also log)."""
+    stats = client.info("latencystats").get("latency_percentiles_usec_evalsha", {})
+    return {f"server_{q}_ms": round(float(stats.get(q, "nan")) / 1e3, 3) for q in ("p50", "p99")}
 
 
 def run(binary: str, size: int, calls: int) -> dict:
-    proc, port = start_server(binary)
-    ours_db, anchor_db = redis.Redis(port=port, db=1), redis.Redis(port=port, db=2)
+    # one server each, so that used_memory, the latency histograms and the caches are each index's own
+    (proc, port), (anchor_proc, anchor_port) = start_server(binary), start_server(binary)
+    ours_db, anchor_db = redis.Redis(port=port), redis.Redis(port=anchor_port)
     try:
         version = ours_db.info("server")["redis_version"]
         docs = [json.loads(line)["text"] for line in make_dedupe_set.CORPUS.read_text(encoding="utf-8").splitlines()]
@@ -202,10 +200,9 @@ def run(binary: str, size: int, calls: int) -> dict:
             t = time.perf_counter()
             index.window(NOW + n), index.script_args("insert", item, url, ev, NOW + n)
             args_s.append(time.perf_counter() - t)
-        ours_db.config_set("slowlog-log-slower-than", 0)
-        ours_db.config_set("slowlog-max-len", 4 * len(queries) + 100)
-        ours_db.config_set("latency-monitor-threshold", 1)
-        ours_db.execute_command("SLOWLOG", "RESET")
+        for client in (ours_db, anchor_db):
+            client.config_set("latency-monitor-threshold", 1)
+            client.config_resetstat()
         ours_s, anchor_s, verdicts = [], [], []
         gc.collect()
         gc.freeze()  # the bench's own heap (corpus, pairs) is not the crawler's: keep its collections out
@@ -217,25 +214,25 @@ def run(binary: str, size: int, calls: int) -> dict:
             anchor(keys=fill.anchor_keys(ev.simhash), args=[f"{ev.simhash:016x}", defaults.DEDUPE_MAX_DISTANCE])
             anchor_s.append(time.perf_counter() - t)
         gc.unfreeze()
-        server = server_times(ours_db, {"newswatch": index._script.sha, "anchor": anchor.sha})
-        spikes = ours_db.execute_command("LATENCY", "LATEST")
-        ours_db.config_set("slowlog-log-slower-than", 10000)
+        server = {"newswatch": server_time(ours_db), "anchor": server_time(anchor_db)}
+        spikes = {name: [[x.decode() if isinstance(x, bytes) else x for x in e]
+                         for e in client.execute_command("LATENCY", "LATEST")]
+                  for name, client in (("newswatch", ours_db), ("anchor", anchor_db))}
         to_id = {doc: f"real{i}" for i, doc in enumerate(originals)}
         found = sum(v.duplicate and v.original_id == to_id[p["a"]] for v, p in zip(verdicts[500:], pairs, strict=False))
         keys_per_lookup = sorted({len(index.window(NOW + h * 3600)) for h in range(0, 24 * 60, 5)})
         latency = {name: {"p50_ms": ms(client_s, 50), "p99_ms": ms(client_s, 99), "max_ms": ms(client_s, 100),
-                          "server_p50_ms": ms(server[name], 50), "server_p99_ms": ms(server[name], 99),
-                          "server_calls": len(server[name])}
+                          **server[name]}
                    for name, client_s in (("newswatch", ours_s), ("anchor", anchor_s))}
         latency["newswatch"].update(args_p50_ms=ms(args_s, 50), args_p99_ms=ms(args_s, 99))
         for name in ("newswatch", "anchor"):
             lat = latency[name]
             say(f"  {name:<9} check-and-insert, {len(queries)} calls: p50 {lat['p50_ms']:.3f} ms, p99 "
-                f"{lat['p99_ms']:.3f} ms (max {lat['max_ms']:.1f}); in the server (SLOWLOG): p50 "
+                f"{lat['p99_ms']:.3f} ms (max {lat['max_ms']:.1f}); in the server: p50 "
                 f"{lat['server_p50_ms']:.3f} ms, p99 {lat['server_p99_ms']:.3f} ms")
         say(f"  newswatch's Python before the round trip (keys, arguments): p50 {latency['newswatch']['args_p50_ms']:.3f}"
-            f" ms, p99 {latency['newswatch']['args_p99_ms']:.3f} ms; server events >= 1 ms (LATENCY LATEST): "
-            f"{[[e.decode() if isinstance(e, bytes) else e for e in s] for s in spikes] or 'none'}")
+            f" ms, p99 {latency['newswatch']['args_p99_ms']:.3f} ms; server events >= 1 ms (LATENCY LATEST: "
+            f"event, time, latest ms, max ms): {spikes}")
         say(f"  reprints matched to their original: {found}/{len(verdicts) - 500}; keys per lookup: "
             f"newswatch {keys_per_lookup} (over 60 days of lookups), anchor 4")
 
@@ -258,16 +255,16 @@ def run(binary: str, size: int, calls: int) -> dict:
         for d in disagreements[:5]:
             say(f"   disagreement: {d}")
         return {"redis_version": version, "articles": size, "calls": len(queries), "memory": memory,
-                "latency": latency, "latency_latest": [[str(e) for e in s] for s in spikes],
+                "latency": latency, "latency_latest": spikes,
                 "keys_per_lookup": {"newswatch": keys_per_lookup, "anchor": 4},
                 "fill_equals_scripts": not problems, "reprints_matched_to_original": [found, len(verdicts) - 500],
                 "brute_force": {"queries": len(checks), "agree": agree, "disagree": len(disagreements),
                                 "unrelated_matching": unrelated_matching}}
     finally:
-        ours_db.close()
-        anchor_db.close()
-        proc.terminate()
-        proc.wait(timeout=60)
+        for client, server_proc in ((ours_db, proc), (anchor_db, anchor_proc)):
+            client.close()
+            server_proc.terminate()
+            server_proc.wait(timeout=60)
 
 
 def summary(r: dict) -> str:

@@ -127,15 +127,17 @@ def compare(a: str, b: str, min_chars: int = defaults.DEFAULT_DEDUPE_MIN_CHARS) 
 INDEX_KEYS = defaults.DEDUPE_INDEX_KEYS
 CLAUSE_FIELD_BITS = 18  # of the 32-bit clause hash: the field; the other 14 go into the 2-byte posting
 _LOW_BITS = 32 - CLAUSE_FIELD_BITS
+_LOW_MASK = (1 << _LOW_BITS) - 1
 
 
-def layout(ev: Evidence) -> tuple[bytes, bytes]:
-    """The field names (and clause postings' low halves) the Lua script reads and writes for `ev`."""
-    fp = ev.simhash.to_bytes(8, "big")
-    blocks = b"".join(b"b%d" % t + (int.from_bytes(fp[2 * t:2 * t + 2], "big") >> 4).to_bytes(2, "big")
-                      for t in range(4))
-    clauses = b"".join(b"s" + (h >> _LOW_BITS).to_bytes(3, "big") + (h & ((1 << _LOW_BITS) - 1)).to_bytes(2, "big")
-                       + n.to_bytes(2, "big") for h, n in longest_first(ev))
+def layout(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> tuple[bytes, bytes]:
+    """The field names (and clause postings' low halves) the Lua script reads and writes for `ev`;
+    `ordered`: `longest_first(ev)` when the caller has it. Block t: the fingerprint's 16-bit block t
+    without its low 4 bits; a clause: "s", the field (3 bytes), the low bits (2) and the length (2)."""
+    fp = ev.simhash
+    blocks = b"".join(b"b%d" % t + ((fp >> (52 - 16 * t)) & 0xFFF).to_bytes(2, "big") for t in range(4))
+    clauses = b"".join([b"s" + ((h >> _LOW_BITS) << 32 | (h & _LOW_MASK) << 16 | n).to_bytes(7, "big")
+                        for h, n in (longest_first(ev) if ordered is None else ordered)])
     return blocks, clauses
 
 
@@ -144,11 +146,11 @@ def longest_first(ev: Evidence) -> list[tuple[int, int]]:
     return sorted(ev.clauses.items(), key=lambda item: (-item[1], item[0]))
 
 
-def first_clauses(ev: Evidence) -> int:
+def first_clauses(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> int:
     """How many of the longest clauses carry more than (1000 - per mille)/1000 of the weight: an article
     holding DEDUPE_CONTAINMENT_PER_MILLE of the weight must share one of them."""
     rest, taken = (1000 - defaults.DEDUPE_CONTAINMENT_PER_MILLE) * ev.weight, 0
-    for n, (_, length) in enumerate(longest_first(ev), 1):
+    for n, (_, length) in enumerate(longest_first(ev) if ordered is None else ordered, 1):
         taken += length * 1000
         if taken > rest:
             return n
@@ -235,12 +237,13 @@ class DedupeIndex:
 
     def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, now: float) -> list:
         today = int(now // DAY)
-        blocks, clauses = layout(ev)
+        ordered = longest_first(ev)  # (sorted once: both below need it)
+        blocks, clauses = layout(ev, ordered)
         return [mode, item_id, url, ev.simhash.to_bytes(8, "big"), ev.length, blocks, clauses, ev.weight,
                 defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE,
                 defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, today, today - self.retention_days, int(now),
                 self.expires_in(today // self.period_days, now), self.retention_days, self.keys.reprints(""),
-                first_clauses(ev)]
+                first_clauses(ev, ordered)]
 
     def upgrade(self, now: float | None = None) -> int:
         """Move the old per-day hashes of the window into the period hashes; the number of articles moved."""
