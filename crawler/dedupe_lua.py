@@ -98,8 +98,8 @@ for j = first_n + 1, nc do rest_fields[#rest_fields + 1] = fields[4 + j] end
 local best, first, first_rest = nil, nil, nil
 for k = 1, #KEYS do
   local key = KEYS[k]
-  -- the fields a lookup needs; an insert reads the others of KEYS[1] only once it knows it inserts (a
-  -- field read costs ~3 us in a hash of a million fields: the memory it sits in is not in any cache)
+  -- the fields a lookup needs; an insert reads the others of KEYS[1] only once it knows it inserts (in a
+  -- hash of half a million fields each field read is a cache miss: most of a lookup's time)
   local vals = hmget(key, lookup_fields)
   if k == 1 then first = vals end
   for t = 1, 4 do
