@@ -10,6 +10,11 @@ Who may start a child: only a leader that is not stopping. `allow()` and `forbid
 revisit checks it, spawns its child and records it as `current` under one lock, so a step-down either
 happens before the check (no child) or finds the child recorded (and stops it) — never in between.
 
+A `deferred` pass (the site answered 429/503 and asked for time: newswatch/retry_after.py) is the service
+doing what the site asked, not a failure: one line says until when, the failed streak is left as it was
+(neither counted nor ended), and the Sentry check-in is `ok`. What stays loud is a site that keeps
+refusing: every `failed_runs_alert` refusals in a row (the record's count) log an error.
+
 Reads the settings `run_timeout`, `history_size`, `failed_runs_alert` (and the Sentry cron monitor's).
 """
 
@@ -33,7 +38,7 @@ from scheduler.child import spawn, stop_group
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds an overrunning revisit gets between SIGTERM and SIGKILL
-OK_OUTCOMES = ("ok",)
+OK_OUTCOMES = ("ok", "deferred")  # the Sentry check-in's `ok`: a pass the site asked to wait ran as meant
 SUMMARY_COUNTS = ("list_pages", "fetched", "new", "reprints", "off_topic", "errors")
 CRAWL = ["crawl", "--json", "--quiet", "--trigger", "schedule"]
 
@@ -167,6 +172,9 @@ class Revisits:
             else:
                 log.info("revisit ok: %s", ", ".join(f"{k} {counts[k]}" for k in SUMMARY_COUNTS if k in counts))
             return
+        if outcome == "deferred":
+            self._deferred(summary.get("deferred") or {})
+            return
         if outcome == "interrupted" and self.current_stop:
             # the daemon itself stopped it (stepping down, stopping): expected, not a failure in a row
             log.info("revisit interrupted: %s", self.current_stop)
@@ -183,6 +191,19 @@ class Revisits:
             # repeated every `threshold` failures, so a long outage keeps reminding without flooding
             log.error("%d revisits in a row did not succeed (last outcome: %s); see `newswatch status`",
                       streak, outcome)
+
+    def _deferred(self, deferral: dict) -> None:
+        """The site asked for time (crawler/run.py's summary `deferred`): say so; alert only on a long row."""
+        why = f"Retry-After: {deferral['retry_after']}" if deferral.get("retry_after") else "no Retry-After"
+        earlier = "" if deferral.get("asked") else " to an earlier pass"
+        # info, as "revisit ok": the crawl itself warned when the site refused (crawler/poll.py)
+        log.info("revisit deferred: the site asked for no request before %s (it answered %s%s, %s)",
+                 deferral.get("until", "?"), deferral.get("status", "?"), earlier, why)
+        refusals, threshold = deferral.get("refusals") or 0, self.settings.failed_runs_alert
+        if deferral.get("asked") and refusals and refusals % threshold == 0:
+            # a site that refuses every time we come back may be blocking us: someone should look
+            log.error("the site has refused %d requests in a row (last: %s, %s); no request to it before %s",
+                      refusals, deferral.get("status", "?"), why, deferral.get("until", "?"))
 
     def _redis(self, call):
         client = self.client()

@@ -1,0 +1,58 @@
+"""A site that asks for time (429/503, Retry-After) as the service sees it: `newswatch run` against the site
+replica, a real Redis and a loopback Sentry (scheduler/revisit.py, scheduler/spacing.py).
+
+A deferred pass (crawler/run.py, newswatch/retry_after.py) is the service doing what the site asked, not a
+failure: it is logged in one line naming the time, it neither counts in nor ends the failed streak, and its
+Sentry check-in is `ok`. Each test fills the robots.txt record first with one `newswatch crawl`, so that the
+daemon's passes open with the poll, which is what meets the refusal.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from newswatch.history import RunHistory
+from tests.loopback import respond
+from tests.sentry_receiver import SentryReceiver
+from tests.test_crawl_e2e import crawl
+from tests.waiting import wait_for
+
+LIST_PAGE_1 = "/international?page=1"
+
+
+def refuse(status: int, retry_after: str | None = None):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return lambda handler: respond(handler, status, b"slow down", headers) or True
+
+
+def runs(client, keys) -> list[dict]:
+    return RunHistory(client, keys, 200).latest(200)
+
+
+def revisit_checkins(sentry: SentryReceiver) -> list[dict]:
+    return [c for c in sentry.checkins() if c.get("monitor_slug") == "newswatch-revisit"]
+
+
+def test_a_deferred_revisit_is_logged_as_such_and_is_not_a_failure(daemons, daemon_env, site, redis_client, keys):
+    replica, _ = site
+    assert crawl(daemon_env, replica.url)[0] == 0
+    # each refusal asks for one second: every scheduled revisit (2 s apart) asks again and is refused again
+    replica.faults[LIST_PAGE_1] = refuse(429, "1")
+    with SentryReceiver() as sentry:
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn, NEWSWATCH_FAILED_RUNS_ALERT="2"))
+        assert wait_for(lambda: sum(r["outcome"] == "deferred" for r in runs(redis_client, keys)) >= 2), daemon.log()
+        assert wait_for(lambda: "refused 2 requests in a row" in daemon.log()), daemon.log()
+        assert wait_for(lambda: sum(c["status"] == "ok" for c in revisit_checkins(sentry)) >= 2), sentry.checkins()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+        log = daemon.log()
+        statuses = [c["status"] for c in revisit_checkins(sentry)]
+    # one line that says what the site asked for, and nothing empty after a colon
+    assert " scheduler.revisit: revisit deferred: the site asked for no request before " in log, log
+    assert "(it answered 429, Retry-After: 1)" in log
+    assert "revisit deferred: \n" not in log
+    # not a failure of ours: no failed streak, no error check-in; only a site that keeps refusing is an alert
+    assert int(redis_client.get(keys.failed_streak) or 0) == 0
+    assert "did not succeed" not in log
+    assert "error" not in statuses, statuses
+    assert " ERROR scheduler.revisit: the site has refused 2 requests in a row" in log
