@@ -49,7 +49,8 @@ from scheduler.leader import LeaderLock
 from scheduler.overrun import Overruns
 from scheduler.revisit import Revisits
 from scheduler.schedule import build_trigger, describe
-from scheduler.spacing import crawl_delay_wait, defer
+from scheduler.spacing import JOB_ID as DEFERRED_JOB
+from scheduler.spacing import defer, site_hold
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,13 @@ class Daemon:
         self.scheduler = scheduler
 
     def _revisit(self) -> None:
-        """The revisit job; deferred while the site's Crawl-delay has not passed (scheduler/spacing.py)."""
-        wait, scheduler = crawl_delay_wait(self.client, self.settings), self.scheduler
-        if wait > 0 and scheduler is not None:
-            defer(scheduler, self._revisit, wait, scheduler.timezone)
+        """The revisit job; put off while the site asked for time: its Retry-After after a 429/503, or its
+        Crawl-delay (scheduler/spacing.py)."""
+        hold, scheduler = site_hold(self.client, self.settings), self.scheduler
+        if hold is not None and scheduler is not None:
+            defer(scheduler, self._revisit, hold, scheduler.timezone)
+            with self.monitor.checkin() as check_in:  # on schedule, as the site asked: not a missed run
+                check_in.ok = True
             return
         self.revisits.run()
         self.overruns.report()
@@ -217,7 +221,10 @@ class Daemon:
 
     def _next_run_time(self):
         scheduler = self.scheduler
-        job = scheduler.get_job("revisit") if scheduler is not None else None
+        if scheduler is None:
+            return None
+        # a revisit put off until the site allows it comes first: the scheduled ones before it are skipped
+        job = scheduler.get_job(DEFERRED_JOB) or scheduler.get_job("revisit")
         return job.next_run_time if job is not None else None
 
     def _publish_next_run(self) -> None:

@@ -10,8 +10,11 @@ daemon's passes open with the poll, which is what meets the refusal.
 from __future__ import annotations
 
 import signal
+import time
+from datetime import datetime, timezone
 
 from newswatch.history import RunHistory
+from newswatch.robots import site_origin
 from tests.loopback import respond
 from tests.sentry_receiver import SentryReceiver
 from tests.test_crawl_e2e import crawl
@@ -26,7 +29,8 @@ def refuse(status: int, retry_after: str | None = None):
 
 
 def runs(client, keys) -> list[dict]:
-    return RunHistory(client, keys, 200).latest(200)
+    """The daemon's runs, newest first (not the `newswatch crawl` that filled the robots.txt record)."""
+    return [run for run in RunHistory(client, keys, 200).latest(200) if run.get("trigger") == "schedule"]
 
 
 def revisit_checkins(sentry: SentryReceiver) -> list[dict]:
@@ -56,3 +60,50 @@ def test_a_deferred_revisit_is_logged_as_such_and_is_not_a_failure(daemons, daem
     assert "did not succeed" not in log
     assert "error" not in statuses, statuses
     assert " ERROR scheduler.revisit: the site has refused 2 requests in a row" in log
+
+
+def test_no_revisit_starts_while_the_site_asked_for_time_and_one_starts_when_it_has_passed(
+        daemons, daemon_env, site, redis_client, keys):
+    replica, _ = site
+    assert crawl(daemon_env, replica.url)[0] == 0
+    replica.faults[LIST_PAGE_1] = refuse(503, "3600")
+    replica.reset_counts()
+    with SentryReceiver() as sentry:
+        daemon = daemons(dict(daemon_env, SENTRY_DSN=sentry.dsn))  # a revisit due every 2 s
+        assert wait_for(lambda: runs(redis_client, keys)), daemon.log()
+        until = float(redis_client.hget(retry_after_key(keys, replica), "until"))
+        # scheduled times come and go (each checks in ok: on schedule, not missed) and start no child
+        assert wait_for(lambda: sum(c["status"] == "ok" for c in revisit_checkins(sentry)) >= 4), sentry.checkins()
+        assert [r["outcome"] for r in runs(redis_client, keys)] == ["deferred"]
+        assert daemon.log().count("revisit started") == 1
+        assert dict(replica.requests) == {LIST_PAGE_1: 1}
+        assert "error" not in {c["status"] for c in revisit_checkins(sentry)}
+        # the next run is the moment the site named, for `status` and the metrics
+        assert wait_for(lambda: next_run(redis_client, keys) == iso(until)), (next_run(redis_client, keys), iso(until))
+        assert f"next revisit at {iso(until)}" in daemon.log()
+
+        # the site's time is (nearly) over: the pass is scheduled for that moment, and not before it
+        replica.faults.clear()
+        until = time.time() + 3
+        redis_client.hset(retry_after_key(keys, replica), "until", repr(until))
+        assert wait_for(lambda: len(runs(redis_client, keys)) == 2), daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon.log()
+    latest = runs(redis_client, keys)[0]
+    assert latest["outcome"] == "ok", latest
+    assert datetime.fromisoformat(latest["started_at"].replace("Z", "+00:00")).timestamp() >= int(until)
+    assert f"next revisit at {iso(until)}" in daemon.log()
+    assert replica.requests[LIST_PAGE_1] == 2
+
+
+def retry_after_key(keys, replica) -> str:
+    return keys.retry_after(site_origin(replica.url))
+
+
+def next_run(client, keys) -> str | None:
+    value = client.get(keys.next_run)
+    return value.decode() if value else None
+
+
+def iso(when: float) -> str:
+    return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
