@@ -1,7 +1,9 @@
 """Run history in Redis: one JSON record per revisit, newest first, bounded (`NEWSWATCH_HISTORY_SIZE`).
 
 A record: {"id", "trigger" (manual|schedule|baseline), "started_at", "ended_at" (ISO 8601 UTC),
-"duration" (s), "outcome" (ok|empty|failed|timeout|killed), "counts" {…the crawl summary…}, "error"}.
+"duration" (s), "outcome" (ok|empty|failed|timeout|killed|interrupted|deferred), "counts" {…the crawl
+summary…}, "error"}; a `deferred` run (the site answered 429/503 and asked for time) also has "deferred"
+{until, status, retry_after, wait, refusals, asked} (newswatch/retry_after.py).
 Both `newswatch crawl` and the daemon write here; `newswatch status` reads it.
 """
 

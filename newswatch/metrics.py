@@ -21,7 +21,8 @@ from newswatch.status import collect
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("ok", "empty", "failed", "timeout", "killed", "interrupted")
+OUTCOMES = ("ok", "empty", "failed", "timeout", "killed", "interrupted", "deferred")
+SUCCESSES = ("ok", "deferred")  # deferred: the site asked for time (429/503) and got it; not a failure
 
 
 def _timestamp(iso: str | None) -> float | None:
@@ -70,6 +71,10 @@ class StatusCollector:
         next_run = _timestamp(figures["next_run"])
         if next_run is not None:
             yield gauge("newswatch_next_run_timestamp_seconds", "when the next revisit is due", next_run)
+        deferred_until = _timestamp((figures.get("deferral") or {}).get("until"))
+        if deferred_until is not None:
+            yield gauge("newswatch_deferred_until_timestamp_seconds",
+                        "the site answered 429/503: no request to it before this time", deferred_until)
 
         pending = GaugeMetricFamily("newswatch_group_pending", "entries delivered but not acknowledged",
                                     labels=["group"])
@@ -91,8 +96,8 @@ class StatusCollector:
         yield by_outcome
         if runs:
             last = runs[0]
-            yield gauge("newswatch_last_run_success", "1 when the latest revisit's outcome was ok",
-                        1 if last.get("outcome") == "ok" else 0)
+            yield gauge("newswatch_last_run_success", "1 when the latest revisit's outcome was ok or deferred",
+                        1 if last.get("outcome") in SUCCESSES else 0)
             if isinstance(last.get("duration"), (int, float)):
                 yield gauge("newswatch_last_run_duration_seconds", "duration of the latest revisit",
                             last["duration"])

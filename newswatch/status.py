@@ -6,7 +6,10 @@ delivered to it) is counted here from its last-delivered id with exclusive XRANG
 and 7.x support. Nothing secret is shown: the Redis URL with its password masked, no webhook URL or
 secret; leaders are named by host and pid.
 
-Reads the settings `key_prefix`, `history_size`, `dedupe_retention_days`, `redis_url`/`data_dir`.
+`deferral` is the site's request for time still in force (a 429/503 and its Retry-After, kept per origin:
+newswatch/retry_after.py), or None.
+
+Reads the settings `key_prefix`, `history_size`, `dedupe_retention_days`, `redis_url`/`data_dir`, `site_url`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from newswatch.defaults import Keys
 from newswatch.history import RunHistory
 from newswatch.holders import current_leader
 from newswatch.masking import mask
+from newswatch.retry_after import RetryAfterRecord
 
 RUNS_SHOWN = 10
 LAG_PAGE = 500
@@ -106,6 +110,7 @@ def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
         "next_run": _text(client.get(keys.next_run)),
         "leader": current_leader(client, keys.leader),
         "failed_streak": int(streak) if streak else 0,
+        "deferral": deferral_shown(client, settings),
         "stream": stream,
         "groups": group_info(client, keys, stream),
         "dead_letters": dead,
@@ -113,6 +118,21 @@ def collect(client: redis.Redis, settings, runs: int = RUNS_SHOWN) -> dict:
         "seen_urls": client.hlen(keys.seen),
         "collected_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def deferral_shown(client: redis.Redis, settings) -> dict | None:
+    """The site's request for time in force: until (ISO 8601 UTC), status, retry_after, wait, refusals."""
+    deferral = RetryAfterRecord(client, settings.keys, settings.site_url).holding()
+    if deferral is None:
+        return None
+    shown = deferral.summary(asked=False)
+    del shown["asked"]  # a property of one pass, not of the wait
+    return shown
+
+
+def _why(deferral: dict) -> str:
+    asked = f"Retry-After: {deferral['retry_after']}" if deferral.get("retry_after") else "no Retry-After"
+    return f"{deferral.get('status', '?')} ({asked})"
 
 
 def redis_shown(settings) -> str:
@@ -157,6 +177,8 @@ def _run_line(run: dict) -> str:
     duration = run.get("duration")
     took = f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-"
     started = (run.get("started_at") or "?")[:19].replace("T", " ")
+    if isinstance(run.get("deferred"), dict):
+        figures = f"no request before {run['deferred'].get('until', '?')}: it answered {_why(run['deferred'])}"
     line = f"  {started}  {run.get('outcome', '?'):<8} {took:>8}  {run.get('trigger', '-'):<9} {figures}"
     if run.get("error"):
         line += f"\n      error: {str(run['error'])[:200]}"
@@ -177,6 +199,13 @@ def render(figures: dict) -> str:
         f"leader        {lead}",
         f"next run      {nxt + '  (' + _ago(nxt, now) + ')' if nxt else 'not scheduled'}",
         f"failed streak {figures['failed_streak']} run(s) in a row",
+    ]
+    deferral = figures.get("deferral")
+    if deferral:
+        refusals = deferral["refusals"]
+        lines.append(f"deferred      no request to the site before {deferral['until']} ({_ago(deferral['until'], now)}): "
+                     f"it answered {_why(deferral)}, {refusals} refusal{'' if refusals == 1 else 's'} in a row")
+    lines += [
         f"stream        {stream['key']}: {stream['length']} entries"
         + (f" ({stream['first_id']} .. {stream['last_id']})" if stream["length"] else ""),
     ]

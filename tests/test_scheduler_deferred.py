@@ -9,12 +9,17 @@ daemon's passes open with the poll, which is what meets the refusal.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+import urllib.request
 from datetime import datetime, timezone
 
 from newswatch.history import RunHistory
+from newswatch.metrics import serve
+from newswatch.retry_after import RetryAfterRecord
 from newswatch.robots import site_origin
+from newswatch.status import collect, render
 from tests.loopback import respond
 from tests.sentry_receiver import SentryReceiver
 from tests.test_crawl_e2e import crawl
@@ -107,3 +112,36 @@ def next_run(client, keys) -> str | None:
 
 def iso(when: float) -> str:
     return datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="seconds")
+
+
+def test_status_and_metrics_show_a_deferral(redis_client, keys, make_settings):
+    settings = make_settings(NEWSWATCH_SITE_URL="http://127.0.0.1:9", NEWSWATCH_METRICS_PORT="0")
+    assert collect(redis_client, settings)["deferral"] is None
+    deferral = RetryAfterRecord(redis_client, keys, settings.site_url).refused(429, "600")
+    RunHistory(redis_client, keys, 10).record({
+        "id": "r", "trigger": "schedule", "outcome": "deferred", "deferred": deferral.summary(True),
+        "counts": {"list_pages": 0, "fetched": 0, "requests": 1}, "duration": 0.4,
+        "started_at": iso(time.time() - 1), "ended_at": iso(time.time())})
+
+    figures = collect(redis_client, settings)
+    until = iso(deferral.until).replace("+00:00", "Z")
+    assert figures["deferral"] == {"until": until, "status": 429, "retry_after": "600", "wait": 600.0,
+                                   "refusals": 1}
+    json.dumps(figures)  # what `status --json` prints
+    shown = render(figures).splitlines()
+    line = next(line for line in shown if line.startswith("deferred "))
+    assert f"no request to the site before {until} (in " in line
+    assert "it answered 429 (Retry-After: 600), 1 refusal in a row" in line
+    run = next(line for line in shown if " deferred " in line and "schedule" in line)
+    assert f"no request before {until}" in run and "429" in run
+
+    server = serve(settings, client=lambda: redis_client, leading=lambda: True, addr="127.0.0.1")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=30) as answer:
+            lines = set(answer.read().decode().splitlines())
+    finally:
+        server.shutdown()
+    assert 'newswatch_history_runs{outcome="deferred"} 1.0' in lines
+    assert "newswatch_last_run_success 1.0" in lines  # the site asked for time: not a failed run
+    assert any(line.startswith("newswatch_deferred_until_timestamp_seconds ")
+               and float(line.split()[1]) == int(deferral.until) for line in lines), sorted(lines)
