@@ -80,7 +80,8 @@ class Settings:
     retry_times: int = setting(defaults.DEFAULT_RETRY_TIMES, parsers.number(int, minimum=0, maximum=20),
         "retries of a transient error (429, 5xx, timeouts)")
     retry_after_cap: float = setting(defaults.DEFAULT_RETRY_AFTER_CAP, parsers.number(float, minimum=0),
-        "longest Retry-After (seconds) honoured from the site")
+        "longest wait (seconds) a running pass holds every request after a 429/503's Retry-After, then retries; "
+        "no later pass asks the site before the whole Retry-After (up to a day, kept in Redis)")
     user_agent: str | None = setting(None, parsers.text(),
         "User-Agent header (default names newswatch and its version)")
     analysis_processes: int | None = setting(None, parsers.number(int, minimum=0, maximum=64, optional=True),

@@ -145,3 +145,32 @@ def test_status_and_metrics_show_a_deferral(redis_client, keys, make_settings):
     assert "newswatch_last_run_success 1.0" in lines  # the site asked for time: not a failed run
     assert any(line.startswith("newswatch_deferred_until_timestamp_seconds ")
                and float(line.split()[1]) == int(deferral.until) for line in lines), sorted(lines)
+
+
+def test_a_429_inside_a_scrapy_pass_holds_later_passes_until_the_next_answer(site, test_env, redis_client, keys):
+    replica, _ = site
+    env = dict(test_env, NEWSWATCH_RETRY_AFTER_CAP="1", NEWSWATCH_RETRY_TIMES="1")
+    # a first pass has no robots.txt record: the poll steps aside and Scrapy meets the 429 itself, waits the
+    # cap (1 s, not the 600 asked for) within the pass, is refused again and gives up
+    replica.faults[LIST_PAGE_1] = refuse(429, "600")
+    asked_at = time.time()
+    code, summary, err = crawl(env, replica.url)
+    assert summary["outcome"] == "failed" and replica.requests[LIST_PAGE_1] == 2, err
+    record = redis_client.hgetall(retry_after_key(keys, replica))
+    assert record[b"status"] == b"429" and record[b"retry_after"] == b"600", record
+    assert asked_at + 600 <= float(record[b"until"]) <= time.time() + 600
+    replica.faults.clear()
+    replica.reset_counts()
+    code, summary, err = crawl(env, replica.url)  # the next pass honours the whole 600 s: no request at all
+    assert summary["outcome"] == "deferred" and summary["deferred"]["asked"] is False, err
+    assert sum(replica.requests.values()) == 0
+
+    # the time has passed; a pass that does not poll (a baseline) is refused once, waits the cap, and the
+    # site's next answer (to a request sent after the refusal) ends the refusals: no record is left
+    redis_client.hset(retry_after_key(keys, replica), "until", repr(time.time() - 1))
+    sent = []
+    replica.faults[LIST_PAGE_1] = lambda handler: not sent and (sent.append(1) or refuse(429, "30")(handler))
+    code, summary, err = crawl(env, replica.url, "--baseline")
+    assert code == 0 and summary["outcome"] == "ok", err
+    assert sent and summary["counts"]["retry_after"] == 1
+    assert not redis_client.exists(retry_after_key(keys, replica))
