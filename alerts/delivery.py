@@ -13,18 +13,20 @@ Outcome of `deliver()`: it returns on success; otherwise it raises `EndpointGone
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import logging
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from alerts.formats import Format, Request
 from alerts.safety import resolve
 from newswatch.errors import DeliveryError, EndpointGone
+
+# A receiver's Retry-After reads as the site's does (RFC 9110 10.2.3: delta-seconds or an HTTP date; None
+# when absent or unreadable): one parser for both. Imported from here by tests/test_alerts_delivery.py.
+from newswatch.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +133,6 @@ class Sender:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
                 raise DeliveryError(f"connection failed: {reason}") from None
         raise AssertionError("unreachable")
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A Retry-After header in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # str.isdigit() alone also accepts "²" and "٣"
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    except (TypeError, ValueError, OverflowError, AttributeError):
-        return None  # unreadable (or a date beyond what datetime holds): as if absent
 
 
 def classify(response: Response, fmt: Format) -> None:
