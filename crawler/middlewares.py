@@ -16,7 +16,7 @@ from scrapy.exceptions import IgnoreRequest
 from crawler.redis_client import RedisClient
 
 # one parser for the poll (which must not import Scrapy) and the middleware; tests import it from here
-from newswatch.retry_after import REFUSALS, RetryAfterRecord, retry_after_seconds
+from newswatch.retry_after import REFUSALS, RetryAfterRecord, asked_for, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ class RetryAfterMiddleware(RetryMiddleware):
         self.recorded, self.refused_at = True, time.monotonic()
         if deferral is not None:
             log.warning("%s answered %d (%s): no later pass asks the site anything before %s", url, status,
-                        f"Retry-After: {retry_after}" if retry_after else "no Retry-After",
-                        deferral.summary(asked=True)["until"])
+                        asked_for(retry_after), deferral.summary(asked=True)["until"])
 
     @staticmethod
     def _keep(call):

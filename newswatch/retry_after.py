@@ -1,15 +1,16 @@
 """The site's Retry-After kept across passes: after a 429 or 503, no request goes to the site before the
 time it asked for, in this pass or the next ones.
 
-Within a Scrapy pass the site's download slot holds its requests (crawler/middlewares.py); but each pass
-is a new process started every minute, and the poll that opens it (crawler/poll.py) is a plain HTTP
-request, so without a record the next pass would ask again whatever the site said. The record, per
+Within a Scrapy pass the site's download slot holds its requests (crawler/middlewares.py, for at most
+NEWSWATCH_RETRY_AFTER_CAP); but each pass is a new process started every minute, and the poll that opens
+it (crawler/poll.py) is a plain HTTP request, so without a record the next pass would ask again whatever
+the site said. Both write the record; the daemon starts no pass while it holds (scheduler/spacing.py). The record, per
 origin: until when, the status and the Retry-After that asked for it (seconds or an HTTP date), the wait
 chosen, and the refusals in a row. A Retry-After is honoured up to RETRY_AFTER_MAX (a day: a date years
 ahead is the site's mistake, not a request to stop for years); a 429 or 503 without one waits
 RETRY_AFTER_DEFAULT, doubled for each refusal in a row up to RETRY_AFTER_DEFAULT_MAX. The key outlives
 `until` by RETRY_AFTER_DEFAULT_MAX, so the count of refusals survives the wait, and any other answer
-deletes it. Key: `Keys.retry_after(origin)`. Base layer, so the scheduler can read it too.
+deletes it. Key: `Keys.retry_after(origin)`. Base layer, so the scheduler and `status` read it too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> 
     now = time.time() if now is None else now
     until = retry_after_until(value, now)
     return None if until is None else max(0.0, until - now)
+
+
+def asked_for(retry_after: str | None) -> str:
+    """How a refusal asked for time, for log lines and `status`."""
+    return f"Retry-After: {retry_after}" if retry_after else "no Retry-After"
 
 
 @dataclass

@@ -26,7 +26,7 @@ from newswatch.defaults import Keys
 from newswatch.history import RunHistory
 from newswatch.holders import current_leader
 from newswatch.masking import mask
-from newswatch.retry_after import RetryAfterRecord
+from newswatch.retry_after import RetryAfterRecord, asked_for
 
 RUNS_SHOWN = 10
 LAG_PAGE = 500
@@ -131,8 +131,7 @@ def deferral_shown(client: redis.Redis, settings) -> dict | None:
 
 
 def _why(deferral: dict) -> str:
-    asked = f"Retry-After: {deferral['retry_after']}" if deferral.get("retry_after") else "no Retry-After"
-    return f"{deferral.get('status', '?')} ({asked})"
+    return f"{deferral.get('status', '?')} ({asked_for(deferral.get('retry_after'))})"
 
 
 def redis_shown(settings) -> str:

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 import redis
 
 from newswatch.history import RunHistory
+from newswatch.retry_after import asked_for
 from scheduler.child import spawn, stop_group
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ class Revisits:
 
     def _deferred(self, deferral: dict) -> None:
         """The site asked for time (crawler/run.py's summary `deferred`): say so; alert only on a long row."""
-        why = f"Retry-After: {deferral['retry_after']}" if deferral.get("retry_after") else "no Retry-After"
+        why = asked_for(deferral.get("retry_after"))
         earlier = "" if deferral.get("asked") else " to an earlier pass"
         # info, as "revisit ok": the crawl itself warned when the site refused (crawler/poll.py)
         log.info("revisit deferred: the site asked for no request before %s (it answered %s%s, %s)",

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 import redis
 
-from newswatch.retry_after import RetryAfterRecord
+from newswatch.retry_after import RetryAfterRecord, asked_for
 from newswatch.robots import RobotsCache
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,8 @@ def site_hold(client, settings, now: float | None = None) -> Hold | None:
         return None
     holds = []
     if deferral is not None:
-        asked = f"Retry-After: {deferral.retry_after}" if deferral.retry_after else "no Retry-After"
-        holds.append(Hold(deferral.until, f"the site answered {deferral.status} ({asked}) and asked for no "
-                                          f"request before then"))
+        holds.append(Hold(deferral.until, f"the site answered {deferral.status} ({asked_for(deferral.retry_after)}) "
+                                          f"and asked for no request before then"))
     if delay > 0:
         holds.append(Hold(now + delay, "the site's robots.txt Crawl-delay has not passed since our last request"))
     return max(holds, key=lambda hold: hold.until, default=None)
