@@ -283,3 +283,18 @@ def test_index_decides_exactly_as_compare(redis_client, key_prefix):
         if got.duplicate:
             assert got.distance == want.distance
     assert not disagreements
+
+
+# --- the evidence stays what the index stores ----------------------------------------------------------
+
+def test_evidence_equals_the_frozen_evidence():
+    """Fingerprints, lengths and clause hashes (in order) equal those computed before the speed-ups
+    (tests/data/evidence_frozen.jsonl, commit 002e689): indexed articles keep matching their reprints."""
+    docs = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    frozen = [json.loads(line) for line in (CORPUS.parent / "evidence_frozen.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(frozen) == 77
+    for row in frozen:
+        text = docs[row["corpus"]] if "corpus" in row else row["text"]
+        ev = evidence(text)
+        assert (f"{ev.simhash:016x}", ev.length, [[h, n] for h, n in ev.clauses.items()]) == (
+            row["simhash"], row["length"], row["clauses"]), text[:60]
