@@ -33,6 +33,11 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
+from itertools import compress
+from operator import methodcaller
+
+import numpy as np
 
 from crawler import dedupe_lua, foldcodes, simhash
 from crawler import normalize as norm
@@ -82,23 +87,35 @@ def _clause_hash(clause: str) -> int:
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
     text = text or ""  # site furniture was dropped by the caller, with the site profile (crawler/analyse.py)
-    fast = foldcodes.squeezed_and_clauses(text)  # the same as the string functions below, on arrays
+    fast = foldcodes.evidence_parts(text)  # the same as the string functions below, on arrays
     if fast is None:
         folded = norm.fold(text)
         squeezed, pieces = norm.squeeze(folded), norm.clauses(folded)
-        fingerprint = simhash.fingerprint(squeezed)
-    else:
-        codes, squeezed, pieces = fast
-        fingerprint = simhash.fingerprint_codes(codes)
-    blake2b, least = hashlib.blake2b, defaults.DEDUPE_MIN_CLAUSE_CHARS
-    long_ones = [clause for clause in pieces if len(clause) >= least]
-    hashes = [int.from_bytes(blake2b(clause.encode("utf-8"), digest_size=4).digest(), "big") for clause in long_ones]
-    clauses: dict[int, int] = {}
-    for h, clause in zip(hashes, long_ones, strict=True):  # (`_clause_hash`, inline: ~90 clauses a text)
-        if h % defaults.DEDUPE_CLAUSE_SAMPLE == 0:
-            # Lengths travel as 16 bits; no real clause comes near that.
-            clauses.setdefault(h, min(len(clause), 0xFFFF))
-    return Evidence(fingerprint, len(squeezed), clauses)
+        return Evidence(simhash.fingerprint(squeezed), len(squeezed),
+                        _sampled_clauses([p.encode("utf-8") for p in pieces], np.array([len(p) for p in pieces], dtype=np.intp)))
+    codes, encoded, sizes = fast
+    return Evidence(simhash.fingerprint_codes(codes), len(codes), _sampled_clauses(encoded, sizes))
+
+
+_hash4 = partial(hashlib.blake2b, digest_size=4)
+_digest = methodcaller("digest")
+
+
+def _sampled_clauses(encoded: list[bytes], sizes) -> dict[int, int]:
+    """{`_clause_hash`: length} of the clauses of DEDUPE_MIN_CLAUSE_CHARS characters or more whose hash
+    is in the sample, the first of equal ones; `encoded`: the clauses in UTF-8, `sizes` their lengths in
+    characters (an array)."""
+    long = sizes >= defaults.DEDUPE_MIN_CLAUSE_CHARS
+    # ~100 clauses a text: the hashing is a C loop (map), the choice array arithmetic, no Python loop
+    hashes = np.frombuffer(b"".join(map(_digest, map(_hash4, compress(encoded, long.tolist())))), dtype=">u4")
+    kept = hashes % defaults.DEDUPE_CLAUSE_SAMPLE == 0
+    hashes, lengths = hashes[kept].tolist(), sizes[long][kept].tolist()
+    clauses = dict(zip(hashes, lengths, strict=True))
+    if len(clauses) < len(hashes) or (lengths and max(lengths) > 0xFFFF):  # a clause twice, or a huge one
+        clauses = {}
+        for h, n in zip(hashes, lengths, strict=True):
+            clauses.setdefault(h, min(n, 0xFFFF))  # lengths travel as 16 bits; no real clause comes near
+    return clauses
 
 
 def decide(old: Evidence, new: Evidence, min_chars: int) -> tuple[bool, str]:

@@ -46,6 +46,10 @@ def _char_table(chars: dict[int, str]) -> tuple[np.ndarray, np.ndarray, dict[int
     return table, bad, several
 
 
+STRINGS, EXPAND = _BMP, _BMP + 1  # what `fold_codes`' first table gives for a character it cannot fold alone
+DROP = 0xFFFFFFFF  # what the second table gives for noise (0: a clause end)
+
+
 def _build():
     everything = "".join(map(chr, range(_BMP)))
 
@@ -56,18 +60,29 @@ def _build():
 
     table, bad, several = _char_table(norm.tw_chars())
     _, contextual, multi_mask, _, _ = norm.nfkc_tables()
-    # what a text's characters ask for, one lookup each: 1 the string functions (the tables cannot),
-    # 2 NFKC's expansion to several characters first (… -> ...)
-    before = np.where(bad & ~multi_mask, 1, 0).astype(np.uint8)
-    before[multi_mask & ~contextual] = 2
-    before[list(several)] = 2
-    # and the folded characters: 1 noise (squeezed out), 2 also a clause end, 3 '.' (a clause end
-    # unless between two decimal digits)
-    after = np.where(mask(r"[\W_]"), 1, 0).astype(np.uint8)
-    after[[ord(c) for c in "\n。！？；!?;…，,、:："]] = 2
-    after[ord(".")] = 3
+    # first: what a text's characters become, one lookup each, or what they ask for instead (values
+    # above the BMP, so one `max` finds them): STRINGS the string functions (the tables cannot), EXPAND
+    # NFKC's expansion to several characters first (… -> ...). One entry more, for every astral code
+    # point (lookups clip to it).
+    first = np.append(table, STRINGS).astype(np.uint32)
+    first[:_BMP][bad & ~multi_mask] = STRINGS
+    first[:_BMP][multi_mask & ~contextual] = EXPAND
+    first[list(several)] = EXPAND
+    # what those become (… -> ..., 埠 -> 端口), folded: the expansion folds to itself (else: STRINGS)
+    _, _, _, multi, _ = norm.nfkc_tables()
+    expansions = {}
+    for cp in np.flatnonzero(first == EXPAND).tolist():
+        out = first.take(np.array([ord(c) for c in multi.get(chr(cp), chr(cp)).translate(several)]), mode="clip")
+        if out.max() >= _BMP:
+            first[cp] = STRINGS
+        else:
+            expansions[cp] = out
+    # second, on folded characters: the character itself, 0 for a clause end, DROP for other noise
+    # (squeezed out); '.' is a clause end unless between two decimal digits (`marked_codes`)
+    second = np.where(mask(r"[\W_]"), DROP, np.arange(_BMP)).astype(np.uint32)
+    second[[ord(c) for c in "\n。！？；!?;…，,、:：."]] = 0
     digits = np.array([unicodedata.category(chr(c)) == "Nd" for c in range(_BMP)])
-    return table, before, after, digits, several
+    return first, second, digits, expansions
 
 
 def tables():
@@ -77,38 +92,61 @@ def tables():
     return _tables
 
 
-def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
-    """(code points of the squeezed text, the squeezed text, its clauses) of `fold(text)`, or None."""
-    table, before, after, digits, several = tables()
+def fold_codes(text: str) -> np.ndarray | None:
+    """The code points of `normalize.fold(text)`, or None when the tables cannot fold `text` alone."""
+    first, _, _, expansions = tables()
+    if not text:
+        return np.zeros(0, dtype=np.uint32)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    if not len(codes):
-        return np.zeros(0, dtype=np.uint32), "", []
-    if codes.max() >= _BMP:
-        return None
-    asks = before[codes]
-    if asks.any():
-        if (asks == 1).any():
+    folded = first.take(codes, mode="clip")
+    if folded.max() >= _BMP:
+        if (folded == STRINGS).any():
             return None
-        # expanded first (… -> ..., 埠 -> 端口): what they become folds to itself, so the table still applies
-        _, _, _, multi, pattern = norm.nfkc_tables()
-        text = pattern.sub(lambda m: multi[m.group()], text).translate(several)
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-        if before[codes].any():
-            return None
-    folded = table[codes]
-    plain = folded.tobytes().decode("utf-32-le")
-    phrased = norm.fold_phrases(plain, folded)
-    if phrased is not plain:
-        folded = np.frombuffer(phrased.encode("utf-32-le"), dtype="<u4")
-    kind = after[folded]
-    cut = kind >= 2
-    dots = np.flatnonzero(kind == 3)
+        # a few characters become several (… -> ..., 埠 -> 端口): spliced in (one in five corpus texts has one)
+        places = np.flatnonzero(folded == EXPAND).tolist()
+        pieces = [folded[:places[0]]]
+        for at, after in zip(places, places[1:] + [len(folded)], strict=True):
+            pieces += (expansions[int(codes[at])], folded[at + 1:after])
+        folded = np.concatenate(pieces)
+    places = norm.phrase_places(folded)
+    if len(places):
+        plain = folded.tobytes().decode("utf-32-le")
+        phrased = norm.replace_phrases(plain, places)
+        if phrased is not plain:
+            folded = np.frombuffer(phrased.encode("utf-32-le"), dtype="<u4")
+    return folded
+
+
+def marked_codes(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squeezed, marked) code points of folded text: `marked` has the noise dropped and every clause end
+    as a 0 (NUL is itself noise, so never in the text); `squeezed` is `marked` without the 0s."""
+    _, second, digits, _ = tables()
+    marked = second[folded]
+    dots = np.flatnonzero(folded == 46)
     if len(dots):  # '.' ends a clause unless it is a decimal point (a digit on both sides)
         inner = dots[(dots > 0) & (dots < len(folded) - 1)]
-        cut[inner[digits[folded[inner - 1]] & digits[folded[inner + 1]]]] = False
-    keep = kind == 0
-    squeezed = folded[keep]
-    # clause ends become NUL (itself noise, so never in the text), the rest of the noise goes: one split
-    marked = np.where(cut, 0, folded)[keep | cut]
-    pieces = [p for p in marked.tobytes().decode("utf-32-le").split("\0") if p]
-    return squeezed, "".join(pieces), pieces
+        marked[inner[digits[folded[inner - 1]] & digits[folded[inner + 1]]]] = DROP
+    marked = marked[marked != DROP]
+    return marked[marked != 0], marked
+
+
+def evidence_parts(text: str) -> tuple[np.ndarray, list[bytes], np.ndarray] | None:
+    """(code points of the squeezed text, every clause in UTF-8, their lengths in characters) of
+    `fold(text)`, empty clauses included; or None (see `fold_codes`)."""
+    folded = fold_codes(text)
+    if folded is None:
+        return None
+    squeezed, marked = marked_codes(folded)
+    bounds = np.empty(len(marked) - len(squeezed) + 2, dtype=np.intp)  # -1, the clause ends, the end
+    bounds[0], bounds[1:-1], bounds[-1] = -1, np.flatnonzero(marked == 0), len(marked)
+    encoded = marked.tobytes().decode("utf-32-le").encode("utf-8").split(b"\0")
+    return squeezed, encoded, bounds[1:] - bounds[:-1] - 1
+
+
+def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
+    """(code points of the squeezed text, the squeezed text, its clauses) of `fold(text)`, or None."""
+    folded = fold_codes(text)
+    if folded is None:
+        return None
+    squeezed, marked = marked_codes(folded)
+    return squeezed, squeezed.tobytes().decode("utf-32-le"), [p for p in marked.tobytes().decode("utf-32-le").split("\0") if p]

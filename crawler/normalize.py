@@ -194,34 +194,36 @@ def _phrase_tables():
         by_pair: dict[str, list[str]] = {}
         for key in sorted(phrases, key=len, reverse=True):  # longest first
             by_pair.setdefault(key[:2], []).append(key)
-        pairs = np.array(sorted((ord(p[0]) << 32) | ord(p[1]) for p in by_pair), dtype=np.uint64)
-        firsts = np.zeros(0x110000, dtype=bool)
-        firsts[[ord(p[0]) for p in by_pair]] = True
-        _tw_phrases = (firsts, pairs, by_pair, phrases)
+        # Which two characters start a phrase, as one lookup in a (first, second) table: `row` numbers the
+        # first characters of the pairs (times the row width), `col` the second ones; 0 for every other
+        # character, and for anything beyond the BMP (the last entry; lookups clip to it).
+        firsts, seconds = sorted({p[0] for p in by_pair}), sorted({p[1] for p in by_pair})
+        width = len(seconds) + 1
+        row, col = np.zeros(0x10001, dtype=np.intp), np.zeros(0x10001, dtype=np.intp)
+        row[[ord(c) for c in firsts]] = np.arange(1, len(firsts) + 1) * width
+        col[[ord(c) for c in seconds]] = np.arange(1, len(seconds) + 1)
+        starts = np.zeros((len(firsts) + 1) * width, dtype=bool)
+        starts[[row[ord(p[0])] + col[ord(p[1])] for p in by_pair]] = True
+        _tw_phrases = (row, col, starts, by_pair, phrases)
     return _tw_phrases
 
 
-def fold_phrases(folded: str, codes=None) -> str:
-    """Taiwan phrases (after the character table and lower case) replaced by the Mainland ones, left to
-    right, the longest at each place. Only places whose two characters start a phrase are looked at (one
-    vectorised search), so a text costs microseconds. `codes`: its code points, if at hand."""
+def phrase_places(codes):
+    """Where a Taiwan phrase's first two characters stand in the text of these code points (an array)."""
     import numpy as np
 
-    if len(folded) < 2:
-        return folded
-    firsts, pairs, by_pair, phrases = _phrase_tables()
-    if codes is None:
-        codes = np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    places = np.flatnonzero(firsts[codes[:-1]])  # a phrase's first character: then its first two
-    if not len(places):
-        return folded
-    starts = (codes[places].astype(np.uint64) << np.uint64(32)) | codes[places + 1]
-    found = np.minimum(np.searchsorted(pairs, starts), len(pairs) - 1)
-    hits = places[pairs[found] == starts]
-    if not len(hits):
-        return folded
+    row, col, starts, _, _ = _phrase_tables()
+    if len(codes) < 2:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(starts[row.take(codes[:-1], mode="clip") + col.take(codes[1:], mode="clip")])
+
+
+def replace_phrases(folded: str, places) -> str:
+    """`folded` with the phrases at `places` (from `phrase_places`) replaced, left to right, the longest
+    at each place; `folded` itself when none is replaced."""
+    _, _, _, by_pair, phrases = _phrase_tables()
     out, done = [], 0
-    for i in hits.tolist():
+    for i in places.tolist():
         if i < done:
             continue
         for key in by_pair[folded[i:i + 2]]:
@@ -229,8 +231,22 @@ def fold_phrases(folded: str, codes=None) -> str:
                 out += (folded[done:i], phrases[key])
                 done = i + len(key)
                 break
+    if not out:
+        return folded
     out.append(folded[done:])
     return "".join(out)
+
+
+def fold_phrases(folded: str) -> str:
+    """Taiwan phrases (after the character table and lower case) replaced by the Mainland ones, left to
+    right, the longest at each place. Only places whose two characters start a phrase are looked at (one
+    vectorised lookup), so a text costs microseconds."""
+    import numpy as np
+
+    if len(folded) < 2:
+        return folded
+    places = phrase_places(np.frombuffer(folded.encode("utf-32-le", "surrogatepass"), dtype="<u4"))
+    return replace_phrases(folded, places) if len(places) else folded
 
 
 def fold(text: str) -> str:

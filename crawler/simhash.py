@@ -60,21 +60,33 @@ def fingerprint_codes(codes: np.ndarray) -> int:
     return _vote(code_hashes(codes)) if len(codes) else 0
 
 
-_CHUNK = 1 << 16  # shingles voted at once: bounds the 256 bytes per shingle of the bit matrix
+_CHUNK = 255 * 256  # hashes voted at once: bounds the 64 bytes per hash that unpackbits makes
 
 
 def _vote(hashes: np.ndarray) -> int:
-    if not len(hashes):
+    n = len(hashes)
+    if not n:
         return 0
-    # One row of 64 bits per shingle; the column sums are the votes, as one matrix product (float32
-    # sums of 0/1 are exact far beyond a chunk). packbits undoes unpackbits' bit order, so bit i of the
-    # result is the majority of bit i of the hashes.
     votes = np.zeros(BITS, dtype=np.int64)
-    hashes = hashes.astype("<u8", copy=False)
-    for start in range(0, len(hashes), _CHUNK):
-        bits = np.unpackbits(hashes[start:start + _CHUNK].view(np.uint8)).reshape(-1, BITS)
-        votes += (np.ones(len(bits), dtype=np.float32) @ bits.astype(np.float32)).astype(np.int64)
-    return int(np.packbits(votes * 2 > len(hashes)).view("<u8")[0])
+    for start in range(0, n, _CHUNK):
+        votes += _column_votes(hashes[start:start + _CHUNK])
+    # packbits undoes unpackbits' bit order, so bit i of the result is the majority of bit i of the hashes
+    return int(np.packbits(votes * 2 > n).view("<u8")[0])
+
+
+def _column_votes(hashes: np.ndarray) -> np.ndarray:
+    # unpackbits makes one byte (0 or 1) per bit, eight to a 64-bit word. Words are added as whole words,
+    # so each of their bytes counts one bit position, exactly while at most 255 are added: the hashes
+    # are laid out `depth` (<= 255) rows deep (zeros pad the last column; a zero votes for nothing) and
+    # summed down the columns, which numpy does a long row at a time (float32 matrix products: 2x slower).
+    n = len(hashes)
+    depth = min(255, n)
+    width = -(-n // depth)
+    if width * depth != n:
+        hashes = np.concatenate([hashes, np.zeros(width * depth - n, dtype=np.uint64)])
+    words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, width * 8)
+    counts = words.sum(axis=0, dtype=np.uint64).view(np.uint8).reshape(width, BITS)
+    return counts.sum(axis=0, dtype=np.int64)
 
 
 def distance(a: int, b: int) -> int:

@@ -82,3 +82,14 @@ def test_unrelated_texts_spread_around_32_bits():
     distances = [simhash.distance(a, b) for a, b in itertools.pairwise(fps)]
     assert 26 <= sum(distances) / len(distances) <= 38
     assert min(distances) > 10
+
+
+@pytest.mark.parametrize("count", [1, 2, 254, 255, 256, 511, 1900, 255 * 256 + 1, 200_000])
+def test_votes_count_every_bit_at_any_count(count):
+    """The column sums (at most 255 words a column, in chunks) equal plain per-bit counts."""
+    hashes = np.random.default_rng(count).integers(0, 2**64, size=count, dtype=np.uint64, endpoint=False)
+    hashes[::7] = 2**64 - 1  # columns of all ones: a byte that overflowed would show
+    votes = np.unpackbits(hashes.astype("<u8").view(np.uint8)).reshape(-1, 64).sum(axis=0)
+    assert simhash._vote(hashes) == int(np.packbits(votes * 2 > count).view("<u8")[0])
+    all_ones = np.full(count, 2**64 - 1, dtype=np.uint64)
+    assert simhash._vote(all_ones) == 2**64 - 1
