@@ -33,9 +33,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from itertools import compress
-from operator import methodcaller
 
 import numpy as np
 
@@ -97,8 +95,9 @@ def evidence(text: str) -> Evidence:
     return Evidence(simhash.fingerprint_codes(codes), len(codes), _sampled_clauses(encoded, sizes))
 
 
-_hash4 = partial(hashlib.blake2b, digest_size=4)
-_digest = methodcaller("digest")
+# A fresh 4-byte BLAKE2b, copied for each clause: a third cheaper than the constructor, which parses
+# its dozen keyword arguments every time (clause hashes are a third of the evidence's time).
+_BLAKE2B_4 = hashlib.blake2b(digest_size=4)
 
 
 def _sampled_clauses(encoded: list[bytes], sizes) -> dict[int, int]:
@@ -106,8 +105,12 @@ def _sampled_clauses(encoded: list[bytes], sizes) -> dict[int, int]:
     is in the sample, the first of equal ones; `encoded`: the clauses in UTF-8, `sizes` their lengths in
     characters (an array)."""
     long = sizes >= defaults.DEDUPE_MIN_CLAUSE_CHARS
-    # ~100 clauses a text: the hashing is a C loop (map), the choice array arithmetic, no Python loop
-    hashes = np.frombuffer(b"".join(map(_digest, map(_hash4, compress(encoded, long.tolist())))), dtype=">u4")
+    fresh, digests = _BLAKE2B_4.copy, []
+    for clause in compress(encoded, long.tolist()):  # ~100 a text
+        h = fresh()
+        h.update(clause)
+        digests.append(h.digest())
+    hashes = np.frombuffer(b"".join(digests), dtype=">u4")
     kept = hashes % defaults.DEDUPE_CLAUSE_SAMPLE == 0
     hashes, lengths = hashes[kept].tolist(), sizes[long][kept].tolist()
     clauses = dict(zip(hashes, lengths, strict=True))

@@ -123,9 +123,10 @@ def marked_codes(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     _, second, digits, _ = tables()
     marked = second[folded]
     dots = np.flatnonzero(folded == 46)
-    if len(dots):  # '.' ends a clause unless it is a decimal point (a digit on both sides)
-        inner = dots[(dots > 0) & (dots < len(folded) - 1)]
-        marked[inner[digits[folded[inner - 1]] & digits[folded[inner + 1]]]] = DROP
+    if len(dots):  # '.' ends a clause unless it is a decimal point (a digit on both sides; at either end
+        # of the text, clipping makes the '.' its own neighbour, which is no digit)
+        before, after = folded.take(dots - 1, mode="clip"), folded.take(dots + 1, mode="clip")
+        marked[dots[digits[before] & digits[after]]] = DROP
     marked = marked[marked != DROP]
     return marked[marked != 0], marked
 

@@ -199,7 +199,7 @@ def _phrase_tables():
         # character, and for anything beyond the BMP (the last entry; lookups clip to it).
         firsts, seconds = sorted({p[0] for p in by_pair}), sorted({p[1] for p in by_pair})
         width = len(seconds) + 1
-        row, col = np.zeros(0x10001, dtype=np.intp), np.zeros(0x10001, dtype=np.intp)
+        row, col = np.zeros(0x10001, dtype=np.int32), np.zeros(0x10001, dtype=np.int32)  # small: cached
         row[[ord(c) for c in firsts]] = np.arange(1, len(firsts) + 1) * width
         col[[ord(c) for c in seconds]] = np.arange(1, len(seconds) + 1)
         starts = np.zeros((len(firsts) + 1) * width, dtype=bool)

@@ -21,14 +21,19 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
+def _mix(h: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     # splitmix64's finaliser: every input bit flips each output bit with probability about 1/2.
-    h ^= h >> np.uint64(30)
-    h *= _MIX1
-    h ^= h >> np.uint64(27)
-    h *= _MIX2
-    h ^= h >> np.uint64(31)
+    # (In place, through one scratch array: the evidence's time is mostly such small array operations.)
+    for shift, factor in ((_SHIFT1, _MIX1), (_SHIFT2, _MIX2)):
+        np.right_shift(h, shift, out=scratch)
+        h ^= scratch
+        h *= factor
+    np.right_shift(h, _SHIFT3, out=scratch)
+    h ^= scratch
     return h
+
+
+_SHIFT1, _SHIFT2, _SHIFT3 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
 def shingle_hashes(text: str) -> np.ndarray:
@@ -40,14 +45,22 @@ def shingle_hashes(text: str) -> np.ndarray:
 
 def code_hashes(codes: np.ndarray) -> np.ndarray:
     """`shingle_hashes` of the text whose code points these are."""
-    codes = codes.astype(np.uint64)
+    count = max(len(codes) - SHINGLE + 1, 1)
+    return _fill(codes, np.empty(count, dtype=np.uint64))
+
+
+def _fill(codes: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The shingle hashes of `codes` (not empty) written into `h`, which has room for exactly them."""
+    codes = codes.astype(np.uint64, copy=False)
     if len(codes) < SHINGLE:
         codes = np.concatenate([codes, np.zeros(SHINGLE - len(codes), dtype=np.uint64)])
-    n = len(codes) - SHINGLE + 1
-    h = codes[:n] * _POSITION[0]
+    n = len(h)
+    np.multiply(codes[:n], _POSITION[0], out=h)
+    scratch = np.empty_like(h)
     for i in range(1, SHINGLE):  # SHINGLE array operations, not one per shingle
-        h += codes[i:i + n] * _POSITION[i]
-    return _mix(h)
+        np.multiply(codes[i:i + n], _POSITION[i], out=scratch)
+        h += scratch
+    return _mix(h, scratch)
 
 
 def fingerprint(text: str) -> int:
@@ -57,35 +70,47 @@ def fingerprint(text: str) -> int:
 
 def fingerprint_codes(codes: np.ndarray) -> int:
     """`fingerprint` of the text whose code points these are (crawler/foldcodes.py gives them)."""
-    return _vote(code_hashes(codes)) if len(codes) else 0
+    if not len(codes):
+        return 0
+    count = max(len(codes) - SHINGLE + 1, 1)
+    padded = np.zeros(_padded(count), dtype=np.uint64)  # the zeros `_column_votes` needs, made at once
+    _fill(codes, padded[:count])
+    return _vote(padded, count)
 
 
 _CHUNK = 255 * 256  # hashes voted at once: bounds the 64 bytes per hash that unpackbits makes
 
 
-def _vote(hashes: np.ndarray) -> int:
-    n = len(hashes)
-    if not n:
+def _padded(count: int) -> int:
+    """How many hashes `_vote` lays out for `count`: chunks of _CHUNK, the last filled to a whole column."""
+    last = count % _CHUNK or _CHUNK
+    depth = min(255, last)
+    return count - last + depth * -(-last // depth)
+
+
+def _vote(hashes: np.ndarray, count: int | None = None) -> int:
+    """The majority of each bit of the first `count` (default: all) hashes; any after them are zeros."""
+    count = len(hashes) if count is None else count
+    if not count:
         return 0
+    if len(hashes) != _padded(count):
+        hashes = np.concatenate([hashes[:count], np.zeros(_padded(count) - count, dtype=np.uint64)])
     votes = np.zeros(BITS, dtype=np.int64)
-    for start in range(0, n, _CHUNK):
+    for start in range(0, len(hashes), _CHUNK):
         votes += _column_votes(hashes[start:start + _CHUNK])
     # packbits undoes unpackbits' bit order, so bit i of the result is the majority of bit i of the hashes
-    return int(np.packbits(votes * 2 > n).view("<u8")[0])
+    return int(np.packbits(votes * 2 > count).view("<u8")[0])
 
 
 def _column_votes(hashes: np.ndarray) -> np.ndarray:
     # unpackbits makes one byte (0 or 1) per bit, eight to a 64-bit word. Words are added as whole words,
     # so each of their bytes counts one bit position, exactly while at most 255 are added: the hashes
-    # are laid out `depth` (<= 255) rows deep (zeros pad the last column; a zero votes for nothing) and
-    # summed down the columns, which numpy does a long row at a time (float32 matrix products: 2x slower).
-    n = len(hashes)
-    depth = min(255, n)
-    width = -(-n // depth)
-    if width * depth != n:
-        hashes = np.concatenate([hashes, np.zeros(width * depth - n, dtype=np.uint64)])
-    words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, width * 8)
-    counts = words.sum(axis=0, dtype=np.uint64).view(np.uint8).reshape(width, BITS)
+    # (as many as `_padded` says: zeros fill the last column, and a zero votes for nothing) are laid out
+    # `depth` (<= 255) rows deep and summed down the columns, which numpy does a long row at a time
+    # (twice as fast as the float32 matrix product of earlier versions).
+    depth = min(255, len(hashes))
+    words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, -1)
+    counts = words.sum(axis=0, dtype=np.uint64).view(np.uint8).reshape(-1, BITS)
     return counts.sum(axis=0, dtype=np.int64)
 
 

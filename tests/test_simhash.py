@@ -93,3 +93,12 @@ def test_votes_count_every_bit_at_any_count(count):
     assert simhash._vote(hashes) == int(np.packbits(votes * 2 > count).view("<u8")[0])
     all_ones = np.full(count, 2**64 - 1, dtype=np.uint64)
     assert simhash._vote(all_ones) == 2**64 - 1
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 257, 1900, 255 * 256 + 2, 255 * 256 + 300])
+def test_fingerprint_of_code_points_equals_fingerprint_of_text(length):
+    codes = np.random.default_rng(length).integers(0x4E00, 0x4E80, size=length).astype(np.uint32)
+    text = codes.tobytes().decode("utf-32-le")
+    assert simhash.fingerprint_codes(codes) == simhash.fingerprint(text)
+    if length <= 1900:
+        assert simhash.fingerprint(text) == reference(text)
