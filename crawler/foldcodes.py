@@ -6,7 +6,11 @@ text these tables cannot fold alone (a character outside the Basic Multilingual 
 form depends on its neighbours, or whose lower case does): the caller then takes the string functions.
 
 The tables (built on first use, ~0.2 s): for every BMP code point, its NFKC form, converted to Simplified
-(the character-level part of OpenCC `tw2sp`, as `fold` does) and lower-cased; whether it is "noise" for `squeeze` (`[\\W_]`), a clause end, a decimal digit.
+(the character-level part of OpenCC `tw2sp`, as `fold` does) and lower-cased; whether it is "noise" for
+`squeeze` (`[\\W_]`), a clause end, a decimal digit. Text goes in as UTF-16 and the tables hold 16-bit
+values: what the evidence touches per text stays small (it runs between other work, which evicts it
+from the CPU caches: docs/dedupe.md), and a surrogate, i.e. anything beyond the BMP, is one of the
+characters the tables leave to the string functions.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ def _char_table(chars: dict[int, str]) -> tuple[np.ndarray, np.ndarray, dict[int
     return table, bad, several
 
 
-STRINGS, EXPAND = _BMP, _BMP + 1  # what `fold_codes`' first table gives for a character it cannot fold alone
-DROP = 0xFFFFFFFF  # what the second table gives for noise (0: a clause end)
+# What the first table gives for a character it cannot fold alone (two non-characters: any in a text
+# are left to the string functions, so no folded text holds them), and the second for noise.
+STRINGS, EXPAND = 0xFFFF, 0xFFFE
+DROP = 0xFFFF
 
 
 def _build():
@@ -59,27 +65,26 @@ def _build():
         return out
 
     table, bad, several = _char_table(norm.tw_chars())
-    _, contextual, multi_mask, _, _ = norm.nfkc_tables()
-    # first: what a text's characters become, one lookup each, or what they ask for instead (values
-    # above the BMP, so one `max` finds them): STRINGS the string functions (the tables cannot), EXPAND
-    # NFKC's expansion to several characters first (… -> ...). One entry more, for every astral code
-    # point (lookups clip to it).
-    first = np.append(table, STRINGS).astype(np.uint32)
-    first[:_BMP][bad & ~multi_mask] = STRINGS
-    first[:_BMP][multi_mask & ~contextual] = EXPAND
+    _, contextual, multi_mask, multi, _ = norm.nfkc_tables()
+    # first: what a text's characters become, one lookup each, or what they ask for instead (the two
+    # highest values, so one `max` finds them): STRINGS the string functions (the tables cannot), EXPAND
+    # NFKC's expansion to several characters first (… -> ...)
+    first = table.astype(np.uint16)
+    first[bad & ~multi_mask] = STRINGS
+    first[multi_mask & ~contextual] = EXPAND
     first[list(several)] = EXPAND
+    first[table >= EXPAND] = STRINGS
     # what those become (… -> ..., 埠 -> 端口), folded: the expansion folds to itself (else: STRINGS)
-    _, _, _, multi, _ = norm.nfkc_tables()
     expansions = {}
     for cp in np.flatnonzero(first == EXPAND).tolist():
-        out = first.take(np.array([ord(c) for c in multi.get(chr(cp), chr(cp)).translate(several)]), mode="clip")
-        if out.max() >= _BMP:
+        out = [ord(c) for c in multi.get(chr(cp), chr(cp)).translate(several)]
+        if max(out) >= EXPAND or first[out].max() >= EXPAND:
             first[cp] = STRINGS
         else:
-            expansions[cp] = out
+            expansions[cp] = first[out]
     # second, on folded characters: the character itself, 0 for a clause end, DROP for other noise
     # (squeezed out); '.' is a clause end unless between two decimal digits (`marked_codes`)
-    second = np.where(mask(r"[\W_]"), DROP, np.arange(_BMP)).astype(np.uint32)
+    second = np.where(mask(r"[\W_]"), DROP, np.arange(_BMP)).astype(np.uint16)
     second[[ord(c) for c in "\n。！？；!?;…，,、:：."]] = 0
     digits = np.array([unicodedata.category(chr(c)) == "Nd" for c in range(_BMP)])
     return first, second, digits, expansions
@@ -93,13 +98,13 @@ def tables():
 
 
 def fold_codes(text: str) -> np.ndarray | None:
-    """The code points of `normalize.fold(text)`, or None when the tables cannot fold `text` alone."""
+    """The code points of `normalize.fold(text)` (16-bit), or None when the tables cannot fold `text` alone."""
     first, _, _, expansions = tables()
     if not text:
-        return np.zeros(0, dtype=np.uint32)
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-    folded = first.take(codes, mode="clip")
-    if folded.max() >= _BMP:
+        return np.zeros(0, dtype=np.uint16)
+    codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
+    folded = first[codes]
+    if folded.max() >= EXPAND:
         if (folded == STRINGS).any():
             return None
         # a few characters become several (… -> ..., 埠 -> 端口): spliced in (one in five corpus texts has one)
@@ -110,10 +115,10 @@ def fold_codes(text: str) -> np.ndarray | None:
         folded = np.concatenate(pieces)
     places = norm.phrase_places(folded)
     if len(places):
-        plain = folded.tobytes().decode("utf-32-le")
+        plain = folded.tobytes().decode("utf-16-le")
         phrased = norm.replace_phrases(plain, places)
         if phrased is not plain:
-            folded = np.frombuffer(phrased.encode("utf-32-le"), dtype="<u4")
+            folded = np.frombuffer(phrased.encode("utf-16-le"), dtype="<u2")
     return folded
 
 
@@ -140,7 +145,7 @@ def evidence_parts(text: str) -> tuple[np.ndarray, list[bytes], np.ndarray] | No
     squeezed, marked = marked_codes(folded)
     bounds = np.empty(len(marked) - len(squeezed) + 2, dtype=np.intp)  # -1, the clause ends, the end
     bounds[0], bounds[1:-1], bounds[-1] = -1, np.flatnonzero(marked == 0), len(marked)
-    encoded = marked.tobytes().decode("utf-32-le").encode("utf-8").split(b"\0")
+    encoded = marked.tobytes().decode("utf-16-le").encode("utf-8").split(b"\0")
     return squeezed, encoded, bounds[1:] - bounds[:-1] - 1
 
 
@@ -150,4 +155,4 @@ def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
     if folded is None:
         return None
     squeezed, marked = marked_codes(folded)
-    return squeezed, squeezed.tobytes().decode("utf-32-le"), [p for p in marked.tobytes().decode("utf-32-le").split("\0") if p]
+    return squeezed, squeezed.tobytes().decode("utf-16-le"), [p for p in marked.tobytes().decode("utf-16-le").split("\0") if p]
