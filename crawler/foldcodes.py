@@ -136,17 +136,14 @@ def marked_codes(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return marked[marked != 0], marked
 
 
-def evidence_parts(text: str) -> tuple[np.ndarray, list[bytes], np.ndarray] | None:
-    """(code points of the squeezed text, every clause in UTF-8, their lengths in characters) of
-    `fold(text)`, empty clauses included; or None (see `fold_codes`)."""
+def evidence_parts(text: str) -> tuple[np.ndarray, list[str]] | None:
+    """(code points of the squeezed text, its clauses, empty ones included) of `fold(text)`; or None
+    (see `fold_codes`)."""
     folded = fold_codes(text)
     if folded is None:
         return None
     squeezed, marked = marked_codes(folded)
-    bounds = np.empty(len(marked) - len(squeezed) + 2, dtype=np.intp)  # -1, the clause ends, the end
-    bounds[0], bounds[1:-1], bounds[-1] = -1, np.flatnonzero(marked == 0), len(marked)
-    encoded = marked.tobytes().decode("utf-16-le").encode("utf-8").split(b"\0")
-    return squeezed, encoded, bounds[1:] - bounds[:-1] - 1
+    return squeezed, marked.tobytes().decode("utf-16-le").split("\0")
 
 
 def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:

@@ -51,9 +51,8 @@ def code_hashes(codes: np.ndarray) -> np.ndarray:
 
 def _fill(codes: np.ndarray, h: np.ndarray) -> np.ndarray:
     """The shingle hashes of `codes` (not empty) written into `h`, which has room for exactly them."""
-    codes = codes.astype(np.uint64, copy=False)
     if len(codes) < SHINGLE:
-        codes = np.concatenate([codes, np.zeros(SHINGLE - len(codes), dtype=np.uint64)])
+        codes = np.concatenate([codes.astype(np.uint64), np.zeros(SHINGLE - len(codes), dtype=np.uint64)])
     n = len(h)
     np.multiply(codes[:n], _POSITION[0], out=h)
     scratch = np.empty_like(h)
@@ -78,13 +77,14 @@ def fingerprint_codes(codes: np.ndarray) -> int:
     return _vote(padded, count)
 
 
-_CHUNK = 255 * 256  # hashes voted at once: bounds the 64 bytes per hash that unpackbits makes
+_DEPTH = 64  # hashes added per column by `_column_votes`: at most 255 (a byte); 64 was the fastest of 16-255
+_CHUNK = _DEPTH * 1024  # hashes voted at once: bounds the 64 bytes per hash that unpackbits makes
 
 
 def _padded(count: int) -> int:
     """How many hashes `_vote` lays out for `count`: chunks of _CHUNK, the last filled to a whole column."""
     last = count % _CHUNK or _CHUNK
-    depth = min(255, last)
+    depth = min(_DEPTH, last)
     return count - last + depth * -(-last // depth)
 
 
@@ -95,20 +95,21 @@ def _vote(hashes: np.ndarray, count: int | None = None) -> int:
         return 0
     if len(hashes) != _padded(count):
         hashes = np.concatenate([hashes[:count], np.zeros(_padded(count) - count, dtype=np.uint64)])
-    votes = np.zeros(BITS, dtype=np.int64)
-    for start in range(0, len(hashes), _CHUNK):
+    votes = _column_votes(hashes[:_CHUNK])
+    for start in range(_CHUNK, len(hashes), _CHUNK):
         votes += _column_votes(hashes[start:start + _CHUNK])
-    # packbits undoes unpackbits' bit order, so bit i of the result is the majority of bit i of the hashes
-    return int(np.packbits(votes * 2 > count).view("<u8")[0])
+    # packbits undoes unpackbits' bit order, so bit i of the result is the majority (more than half:
+    # more than count // 2) of bit i of the hashes
+    return int(np.packbits(votes > count // 2).view("<u8")[0])
 
 
 def _column_votes(hashes: np.ndarray) -> np.ndarray:
     # unpackbits makes one byte (0 or 1) per bit, eight to a 64-bit word. Words are added as whole words,
     # so each of their bytes counts one bit position, exactly while at most 255 are added: the hashes
     # (as many as `_padded` says: zeros fill the last column, and a zero votes for nothing) are laid out
-    # `depth` (<= 255) rows deep and summed down the columns, which numpy does a long row at a time
+    # `depth` (<= _DEPTH) rows deep and summed down the columns, which numpy does a long row at a time
     # (twice as fast as the float32 matrix product of earlier versions).
-    depth = min(255, len(hashes))
+    depth = min(_DEPTH, len(hashes))
     words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, -1)
     counts = words.sum(axis=0, dtype=np.uint64).view(np.uint8).reshape(-1, BITS)
     return counts.sum(axis=0, dtype=np.int64)
