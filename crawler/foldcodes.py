@@ -4,13 +4,13 @@ of regular expressions. `squeezed_and_clauses` returns exactly what `normalize.s
 `normalize.clauses(fold(t))` return (tests/test_normalize_codes.py compares them), or None for the rare
 text these tables cannot fold alone (a character outside the Basic Multilingual Plane, one whose NFKC
 form depends on its neighbours, or whose lower case does): the caller then takes the string functions.
+`evidence_parts` gives what crawler/dedupe.py: `evidence` needs from the same steps.
 
 The tables (built on first use, ~0.2 s): for every BMP code point, its NFKC form, converted to Simplified
 (the character-level part of OpenCC `tw2sp`, as `fold` does) and lower-cased; whether it is "noise" for
 `squeeze` (`[\\W_]`), a clause end, a decimal digit. Text goes in as UTF-16 and the tables hold 16-bit
-values: what the evidence touches per text stays small (it runs between other work, which evicts it
-from the CPU caches: docs/dedupe.md), and a surrogate, i.e. anything beyond the BMP, is one of the
-characters the tables leave to the string functions.
+values (half the memory of 32-bit ones; no faster in bench/dedupe_speed.py); a surrogate, i.e. anything
+beyond the BMP, is one of the characters the tables leave to the string functions.
 """
 
 from __future__ import annotations
