@@ -11,6 +11,7 @@
    Start-up counts: both are fresh interpreters.
 
     python bench/dedupe_speed.py [--pairs N] [--repeat N]
+    python bench/dedupe_speed.py --profile     # where the evidence's time goes, step by step (nothing written)
 
 Writes bench/results/dedupe_speed.json. The index at scale: bench/dedupe_index.py.
 """
@@ -30,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import opencc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import make_dedupe_set  # noqa: E402
 from simhash import Simhash  # noqa: E402  (PyPI package)
 
+from crawler import dedupe, foldcodes, simhash  # noqa: E402
+from crawler import normalize as norm  # noqa: E402
 from crawler.dedupe import evidence  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dedupe_speed.json"
@@ -83,6 +87,50 @@ def throughput(docs: list[str], traditional: list[str]) -> dict:
         print(f"{name:<12} CPU per doc: newswatch full evidence {ours:7.1f} us; PyPI Simhash(text) "
               f"{theirs:7.1f} us -> {theirs / ours:.1f}x")
     return out
+
+
+def profile(docs: list[str], traditional: list[str]) -> None:
+    """CPU µs per document of each step of `evidence`, each step timed alone over all documents (inputs
+    made beforehand; best of 3), so the steps do not add up exactly to the whole; PyPI's per document too."""
+    evidence(docs[0])
+    first = foldcodes.tables()[0]
+
+    def steps(texts: list[str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+
+        def step(name, f, inputs):
+            best = float("inf")
+            for _ in range(3):
+                t = time.process_time()
+                results = [f(x) for x in inputs]
+                best = min(best, time.process_time() - t)
+            out[name] = best / len(inputs) * 1e6
+            return results
+
+        step("whole evidence", evidence, texts)
+        step("PyPI Simhash(text), for comparison", Simhash, texts[:150])
+        step("fold: all of it (the rest of this group is in it)", foldcodes.fold_codes, texts)
+        codes = step("  text to UTF-16 code units", lambda t: np.frombuffer(t.encode("utf-16-le", "surrogatepass"), "<u2"), texts)
+        step("  NFKC + t2s characters + lower case: one lookup, flag check", lambda c: first[c].max(), codes)
+        folded = [foldcodes.fold_codes(t) for t in texts]
+        places = step("  Taiwan phrases: where they start", norm.phrase_places, folded)
+        step("  Taiwan phrases: replaced (str), back to code units", lambda fp: np.frombuffer(norm.replace_phrases(
+            fp[0].tobytes().decode("utf-16-le"), fp[1]).encode("utf-16-le"), "<u2") if len(fp[1]) else None,
+            list(zip(folded, places, strict=True)))
+        marked = step("squeeze, clause ends, decimal points (masks)", foldcodes.marked_codes, folded)
+        pieces = step("clauses split (decode, str.split)", lambda m: m[1].tobytes().decode("utf-16-le").split("\0"), marked)
+        step("clause hashes (BLAKE2b) and the sample", dedupe._sampled_clauses, pieces)
+        step("SimHash: fingerprint", lambda m: simhash.fingerprint_codes(m[0]), marked)
+        step("  shingle hashes", lambda m: simhash.code_hashes(m[0]), marked)
+        return out
+
+    simplified, trad = steps(docs), steps(traditional)
+    print(f"{'CPU us per document (alone, best of 3)':<62} {'Simplified':>10} {'Traditional':>11}")
+    for name in simplified:
+        print(f"{name:<62} {simplified[name]:>10.1f} {trad[name]:>11.1f}")
+    clauses = sum(len([p for p in m[1].tobytes().decode("utf-16-le").split("\0") if len(p) >= 8])
+                  for m in map(foldcodes.marked_codes, map(foldcodes.fold_codes, docs)))
+    print(f"(clauses hashed per Simplified document: {clauses / len(docs):.0f})")
 
 
 def run_child(argv: list[str]) -> tuple[float, float, bytes]:
@@ -131,10 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-processes", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="only print where the evidence's time goes")
     args = parser.parse_args(argv)
     docs = [json.loads(line)["text"] for line in make_dedupe_set.CORPUS.read_text(encoding="utf-8").splitlines()]
     s2twp = opencc.OpenCC("s2twp")
     traditional = [s2twp.convert(d) for d in docs]
+    if args.profile:
+        profile(docs, traditional)
+        return 0
     results = {"command": "python bench/dedupe_speed.py" + "".join(f" {a}" for a in (argv or sys.argv[1:])),
                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                "load_average_at_start": os.getloadavg(), "documents": len(docs),
