@@ -84,7 +84,8 @@ class Membership:
             if self._claim_cursor == "0-0":
                 return
 
-    def owns(self, entry_id: str) -> bool:
-        rows = self.client.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1,
-                                          consumername=self.consumer)
-        return bool(rows)
+    def queue_owns(self, pipe, entry_id: str):
+        """Ask whether this consumer still owns `entry_id` (a non-empty answer: yes) on `pipe`, so the
+        question can share a round trip with others."""
+        return pipe.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1,
+                                   consumername=self.consumer)

@@ -75,20 +75,25 @@ class RetryBook:
         self.client = client
         self.key = key
 
+    @staticmethod
+    def state(raw) -> RetryState | None:
+        """The state in a record as stored (None when there is none)."""
+        if raw:
+            try:
+                return RetryState(**json.loads(raw))
+            except (ValueError, TypeError):
+                pass  # an unreadable record only loses the count, never the item
+        return None
+
     def get_many(self, entry_ids: list[str]) -> dict[str, RetryState]:
         if not entry_ids:
             return {}
-        out = {}
-        for entry_id, raw in zip(entry_ids, self.client.hmget(self.key, entry_ids), strict=True):
-            if raw:
-                try:
-                    out[entry_id] = RetryState(**json.loads(raw))
-                except (ValueError, TypeError):
-                    pass  # an unreadable record only loses the count, never the item
-        return out
+        states = zip(entry_ids, map(self.state, self.client.hmget(self.key, entry_ids)), strict=True)
+        return {entry_id: state for entry_id, state in states if state is not None}
 
-    def get(self, entry_id: str) -> RetryState | None:
-        return self.get_many([entry_id]).get(entry_id)
+    def queue_get(self, pipe, entry_id: str):
+        """Ask for one record on `pipe` (a pipeline, so it shares a round trip); `state` reads the answer."""
+        return pipe.hget(self.key, entry_id)
 
     def put(self, entry_id: str, state: RetryState) -> None:
         self.client.hset(self.key, entry_id, json.dumps(asdict(state)))

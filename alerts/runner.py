@@ -1,12 +1,15 @@
-"""The delivery of one endpoint's items: a dispatcher thread and a pool of delivery threads.
+"""The delivery of one endpoint's items: a pool of delivery threads and a housekeeping thread.
 
 One consumer group per endpoint (`alerts:<name>`) and one `EndpointRunner` per endpoint, each with its own
-dispatcher thread and `webhook_concurrency` delivery threads, so a slow, failing or rate-limited endpoint
+`webhook_concurrency` delivery threads and housekeeping thread, so a slow, failing or rate-limited endpoint
 never delays another. For each endpoint:
 
 * at start the runner re-reads its own pending entries (those it had read but not acknowledged before a
   crash) and schedules them at the time their retry record says;
-* it reads new entries only when a delivery thread is free, so nothing waits in memory unowned;
+* each delivery thread takes a due retry if there is one, else reads a few new entries itself
+  (`XREADGROUP`, blocking while there are none) and delivers them: an entry goes from Redis to its POST
+  with no hand-over between threads (a wake-up per item was the worker's largest cost, docs/performance.md)
+  and is read only by a thread that is free to deliver it;
 * entries of a dead consumer that sit untouched for `webhook_claim_idle` seconds are taken over with
   `XAUTOCLAIM`; a live worker touches its own pending entries well within that time, so they stay its own;
 * `XACK` follows a successful delivery only; a failed attempt (whatever raised: `attempt`) is counted and
@@ -20,7 +23,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
 import threading
 import time
 
@@ -41,7 +43,10 @@ log = logging.getLogger(__name__)
 DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was enabled again
 MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
 MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
+READ_BATCH = 4  # new entries a delivery thread reads at once: fewer round trips, little waiting behind a slow one
 REDIS_ERROR_PAUSE = 1.0
+
+Job = tuple[str, "dict | None", bool]  # entry id, its fields (None: deleted from the stream), read new
 
 
 class EndpointRunner:
@@ -64,7 +69,6 @@ class EndpointRunner:
         self.book = RetryBook(client, keys.retry(self.name))
         self.acks = AckBatcher(client, self.stream, self.group, keys.retry(self.name), self._acked)
         self.concurrency = settings.webhook_concurrency
-        self._read_batch = max(1, self.concurrency // 2)
         self.timeout = settings.webhook_timeout
         self.claim_idle = settings.webhook_claim_idle
         self.lookback = settings.webhook_max_age
@@ -77,33 +81,33 @@ class EndpointRunner:
         self._cv = threading.Condition()
         self._heap: list[tuple[float, int, str, dict | None]] = []
         self._seq = itertools.count()
-        self._known: set[str] = set()  # entry ids scheduled or in flight in this process
+        self._known: set[str] = set()  # entry ids read, scheduled or in flight in this process
+        self._suspects: set[str] = set()  # own pending ids unknown at the last heartbeat
         self._interrupted: dict[str, int] = {}  # entry id -> deliveries in a row cut short by Redis errors
-        self._inflight = 0
-        self._work: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._read_warned = 0.0
         self._disabled_until_check = 0.0
         self._disabled = False
 
-    # -- the dispatcher ------------------------------------------------------------------------------
+    # -- housekeeping ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
+        halt = threading.Event()  # set when this run ends (stopped, or failed): the delivery threads return
         with self._cv:  # a restart after an error begins from what Redis holds, not from memory
             self._heap.clear()
             self._known.clear()
-            self._inflight = 0
-        self._work = queue.Queue()
+            self._suspects.clear()
         self.consumer = self.member.consumer = self.lease.acquire()
-        ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
-        self.acks.start(f"alerts-{self.name}-acks")
-        threads = [threading.Thread(target=self._deliveries, name=f"alerts-{self.name}-{n}", daemon=True)
-                   for n in range(self.concurrency)]
-        for thread in threads:
-            thread.start()
-        log.info("alert worker for endpoint %r (%s) runs as consumer %r of group %r",
-                 self.name, self.fmt.name, self.consumer, self.group)
+        threads = [threading.Thread(target=self._deliveries, args=(halt,), name=f"alerts-{self.name}-{n}",
+                                    daemon=True) for n in range(self.concurrency)]
         try:
-            self._recover_own()
+            ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
+            self.acks.start(f"alerts-{self.name}-acks")
+            log.info("alert worker for endpoint %r (%s) runs as consumer %r of group %r",
+                     self.name, self.fmt.name, self.consumer, self.group)
+            self._recover_own()  # before any thread reads: what waited since the last run goes first
+            for thread in threads:
+                thread.start()
             next_heartbeat = next_claim = 0.0
             while not stop.is_set():
                 try:
@@ -117,16 +121,7 @@ class EndpointRunner:
                     if now >= next_claim:
                         self._claim_stale()
                         next_claim = now + self.claim_idle / 2
-                    self._dispatch_due()
-                    free = self._free()
-                    wait = min(MAX_BLOCK, max(0.0, next_heartbeat - time.monotonic()), self._until_due())
-                    # read a batch, not an entry per finished delivery: a round trip per item showed
-                    # in the profile; idle, every slot is free and an item is read as soon as it comes
-                    if free >= self._read_batch and len(self._heap) < MAX_SCHEDULED:
-                        self._read_new(free, wait)
-                    else:
-                        with self._cv:
-                            self._cv.wait(timeout=max(wait, 0.01))
+                    stop.wait(max(0.01, min(next_heartbeat, next_claim) - time.monotonic()))
                 except redis.RedisError as exc:
                     if "NOGROUP" in str(exc):  # the stream or group was deleted under us
                         ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
@@ -134,13 +129,12 @@ class EndpointRunner:
                     log.warning("endpoint %r: Redis error (%s); retrying", self.name, exc)
                     stop.wait(REDIS_ERROR_PAUSE)
         finally:
-            with self._cv:  # finish what is in flight; what was not started stays pending in Redis
-                while self._inflight:
-                    self._cv.wait(timeout=0.5)
-            for _ in threads:
-                self._work.put(None)
+            halt.set()  # deliveries in flight finish; what was not started stays pending in Redis
+            with self._cv:
+                self._cv.notify_all()
             for thread in threads:
-                thread.join(timeout=self.timeout * 2 + 1)
+                if thread.is_alive():
+                    thread.join(timeout=self.timeout * 2 + MAX_BLOCK + 1)
             self.acks.close(timeout=REDIS_ERROR_PAUSE * 5)  # the last deliveries' acknowledgements
             try:
                 self.lease.release()
@@ -152,41 +146,11 @@ class EndpointRunner:
         with self._stats_lock:
             self.stats[name] += n
 
-    def _free(self) -> int:
-        # up to one extra batch queued behind the running deliveries, so a thread that finishes finds
-        # its next item without waiting for a Redis round trip; queued items are pending in Redis (ours)
-        with self._cv:
-            return 2 * self.concurrency - self._inflight
-
-    def _until_due(self) -> float:
-        with self._cv:
-            return max(0.0, self._heap[0][0] - time.time()) if self._heap else MAX_BLOCK
-
     def _schedule(self, entry_id: str, fields: dict | None, due: float) -> None:
         with self._cv:
             self._known.add(entry_id)
             heapq.heappush(self._heap, (due, next(self._seq), entry_id, fields))
-            self._cv.notify_all()
-
-    def _dispatch(self, entry_id: str, fields: dict | None, fresh: bool) -> None:
-        with self._cv:
-            self._known.add(entry_id)
-            self._inflight += 1
-        self._work.put((entry_id, fields, fresh))
-
-    def _dispatch_due(self) -> None:
-        now = time.time()
-        while True:
-            with self._cv:
-                if not self._heap or self._heap[0][0] > now or self._inflight >= 2 * self.concurrency:
-                    return
-                _, _, entry_id, fields = heapq.heappop(self._heap)
-                self._inflight += 1
-            self._work.put((entry_id, fields, False))
-
-    def _read_new(self, count: int, wait: float) -> None:
-        for entry_id, fields in self.member.read_new(count, int(wait * 1000)):
-            self._dispatch(entry_id, fields, fresh=True)
+            self._cv.notify()
 
     def _schedule_recorded(self, entries) -> None:
         """Schedule entries at the time their retry records say (now, when they have none)."""
@@ -207,11 +171,18 @@ class EndpointRunner:
     def _heartbeat(self) -> None:
         """Keep our own pending entries from looking abandoned, and adopt any we do not know of."""
         self.lease.refresh()
+        unknown: set[str] = set()
         for ids in self.member.touch_own():
             with self._cv:
-                orphans = [i for i in ids if i not in self._known]
-            for entry_id in orphans:  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
-                self._schedule(entry_id, self.member.entry(entry_id), 0.0)
+                page = [i for i in ids if i not in self._known]
+            for entry_id in page:  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
+                # unknown twice in a row: one heartbeat apart, an entry a delivery thread has just read
+                # (pending in Redis, not yet in `_known`) is known; a real orphan is still unknown
+                if entry_id in self._suspects:
+                    self._schedule(entry_id, self.member.entry(entry_id), 0.0)
+                else:
+                    unknown.add(entry_id)
+        self._suspects = unknown
 
     def _claim_stale(self) -> None:
         claimed = 0
@@ -232,36 +203,72 @@ class EndpointRunner:
             self._disabled_until_check = now + (DISABLED_POLL if self._disabled else MAX_BLOCK * 4)
             if was and not self._disabled:
                 log.info("endpoint %r was enabled again; delivering its waiting items", self.name)
+                with self._cv:
+                    self._cv.notify_all()
         return self._disabled
 
     # -- the delivery threads ------------------------------------------------------------------------
-    def _deliveries(self) -> None:
+    def _deliveries(self, halt: threading.Event) -> None:
         sender = self.delivery.sender()
         try:
-            while True:
-                job = self._work.get()
-                if job is None:
-                    return
-                entry_id, fields, fresh = job
+            while not (halt.is_set() or self._stop.is_set()):
                 try:
-                    if self._stop.is_set():  # not started yet: left pending, resumed on the next start
-                        self._forget(entry_id)
-                        continue
-                    self._attempt(sender, entry_id, fields, fresh)
-                except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
-                    # No attempt can be recorded in Redis now; the wait still grows with each interruption.
-                    with self._cv:
-                        streak = self._interrupted[entry_id] = self._interrupted.get(entry_id, 0) + 1
-                    delay = self.policy.delay(streak)
-                    log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again in %.1fs",
-                                self.name, entry_id, exc.__class__.__name__, exc, delay)
-                    self._schedule(entry_id, fields, time.time() + delay)
-                finally:
-                    with self._cv:
-                        self._inflight -= 1
-                        self._cv.notify_all()
+                    jobs = self._next_jobs()
+                except Exception as exc:  # noqa: BLE001 - a failed read must not end the thread
+                    self._read_failed(exc, halt)
+                    continue
+                for n, (entry_id, fields, fresh) in enumerate(jobs):
+                    if halt.is_set() or self._stop.is_set():  # not started yet: left pending, resumed on the next start
+                        for left, _, _ in jobs[n:]:
+                            self._forget(left)
+                        break
+                    self._deliver(sender, entry_id, fields, fresh)
         finally:
             sender.close()
+
+    def _next_jobs(self) -> list[Job]:
+        """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
+        with self._cv:
+            now = time.time()
+            if self._heap and self._heap[0][0] <= now and not self._disabled:
+                _, _, entry_id, fields = heapq.heappop(self._heap)
+                return [(entry_id, fields, False)]
+            wait = min(MAX_BLOCK, self._heap[0][0] - now) if self._heap else MAX_BLOCK
+            if self._disabled or len(self._heap) >= MAX_SCHEDULED:
+                self._cv.wait(timeout=max(wait, 0.01))
+                return []
+        entries = self.member.read_new(READ_BATCH, int(wait * 1000))
+        if not entries:
+            return []
+        with self._cv:
+            self._known.update(entry_id for entry_id, _ in entries)
+        return [(entry_id, fields, True) for entry_id, fields in entries]
+
+    def _read_failed(self, exc: Exception, halt: threading.Event) -> None:
+        if isinstance(exc, redis.RedisError) and "NOGROUP" in str(exc):  # stream or group deleted under us
+            try:
+                ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
+                return
+            except redis.RedisError as again:
+                exc = again
+        now = time.monotonic()
+        if now - self._read_warned >= REDIS_ERROR_PAUSE:  # one line for all the threads, not one each
+            self._read_warned = now
+            log.warning("endpoint %r: reading new items failed (%s: %s); retrying", self.name,
+                        exc.__class__.__name__, exc, exc_info=not isinstance(exc, redis.RedisError))
+        halt.wait(REDIS_ERROR_PAUSE)
+
+    def _deliver(self, sender: Sender, entry_id: str, fields: dict | None, fresh: bool) -> None:
+        try:
+            self._attempt(sender, entry_id, fields, fresh)
+        except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
+            # No attempt can be recorded in Redis now; the wait still grows with each interruption.
+            with self._cv:
+                streak = self._interrupted[entry_id] = self._interrupted.get(entry_id, 0) + 1
+            delay = self.policy.delay(streak)
+            log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again in %.1fs",
+                        self.name, entry_id, exc.__class__.__name__, exc, delay)
+            self._schedule(entry_id, fields, time.time() + delay)
 
     def _forget(self, entry_id: str) -> None:
         with self._cv:
@@ -272,9 +279,12 @@ class EndpointRunner:
         if self._disabled:  # read just before a 410 disabled the endpoint: it waits with the others
             self._schedule(entry_id, fields, 0.0)
             return
-        if not fresh and not self.member.owns(entry_id):
-            self._forget(entry_id)  # another worker took it over while we waited: it is theirs now
-            return
+        state = None
+        if not fresh:  # a retry: still ours, and its record, in one round trip
+            owned, state = self._owned_and_recorded(entry_id)
+            if not owned:
+                self._forget(entry_id)  # another worker took it over while we waited: it is theirs now
+                return
         if fields is None:
             log.warning("endpoint %r: entry %s was deleted from the stream before delivery", self.name, entry_id)
             self._ack(entry_id)
@@ -289,7 +299,6 @@ class EndpointRunner:
             self._forget(entry_id)
             return
         msg_id = str(item.get("id") or fields.get("id") or entry_id)
-        state = None if fresh else self.book.get(entry_id)
         result = self.delivery.attempt(sender, item, msg_id, entry_id, self._stop)
         if result.interrupted:
             self._forget(entry_id)  # stopping: it stays pending and is resumed on the next start
@@ -301,6 +310,13 @@ class EndpointRunner:
         else:
             self._ack(entry_id)
             self._count("delivered", 1)
+
+    def _owned_and_recorded(self, entry_id: str):
+        pipe = self.client.pipeline(transaction=False)
+        self.member.queue_owns(pipe, entry_id)
+        self.book.queue_get(pipe, entry_id)
+        owned, record = pipe.execute()
+        return bool(owned), self.book.state(record)
 
     def _ack(self, entry_id: str) -> None:
         self.acks.add(entry_id)  # ours (known) until the batch with its XACK is sent: see acks.py
