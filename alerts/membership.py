@@ -38,8 +38,15 @@ class Membership:
 
     def read_new(self, count: int, block_ms: int) -> list[Entry]:
         # BLOCK 0 would wait forever: below a millisecond, do not block at all
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count,
-                                       block=block_ms if block_ms >= 1 else None)
+        return self.entries(self.queue_read_new(self.client, count, block_ms if block_ms >= 1 else None))
+
+    def queue_read_new(self, pipe, count: int, block_ms: int | None = None):
+        """Read up to `count` new entries on `pipe` (in a transaction: without blocking); `entries` reads
+        the answer."""
+        return pipe.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+
+    @staticmethod
+    def entries(reply) -> list[Entry]:
         return [(text(i), entry_fields(raw)) for _, entries in reply or () for i, raw in entries]
 
     def own_pending(self) -> Iterator[list[Entry]]:

@@ -28,7 +28,7 @@ import time
 
 import redis
 
-from alerts.acks import AckBatcher
+from alerts.acks import PendingAcks
 from alerts.attempt import EndpointDelivery, Result, mark_gone, read_item
 from alerts.deadletters import move_to_dead
 from alerts.delivery import Sender
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was enabled again
 MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
 MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
-READ_BATCH = 4  # new entries a delivery thread reads at once: fewer round trips, little waiting behind a slow one
+READ_BATCH = 8  # new entries a delivery thread reads at once: fewer round trips, little waiting behind a slow one
 REDIS_ERROR_PAUSE = 1.0
 
 Job = tuple[str, "dict | None", bool]  # entry id, its fields (None: deleted from the stream), read new
@@ -67,7 +67,6 @@ class EndpointRunner:
         self.stream, self.group = keys.items, keys.group(self.name)
         self.disabled_key = keys.disabled(self.name)
         self.book = RetryBook(client, keys.retry(self.name))
-        self.acks = AckBatcher(client, self.stream, self.group, keys.retry(self.name), self._acked)
         self.concurrency = settings.webhook_concurrency
         self.timeout = settings.webhook_timeout
         self.claim_idle = settings.webhook_claim_idle
@@ -102,7 +101,6 @@ class EndpointRunner:
                                     daemon=True) for n in range(self.concurrency)]
         try:
             ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
-            self.acks.start(f"alerts-{self.name}-acks")
             log.info("alert worker for endpoint %r (%s) runs as consumer %r of group %r",
                      self.name, self.fmt.name, self.consumer, self.group)
             self._recover_own()  # before any thread reads: what waited since the last run goes first
@@ -132,10 +130,9 @@ class EndpointRunner:
             halt.set()  # deliveries in flight finish; what was not started stays pending in Redis
             with self._cv:
                 self._cv.notify_all()
-            for thread in threads:
+            for thread in threads:  # each sends its last acknowledgements as it ends
                 if thread.is_alive():
-                    thread.join(timeout=self.timeout * 2 + MAX_BLOCK + 1)
-            self.acks.close(timeout=REDIS_ERROR_PAUSE * 5)  # the last deliveries' acknowledgements
+                    thread.join(timeout=self.timeout * 2 + MAX_BLOCK + REDIS_ERROR_PAUSE * 5)
             try:
                 self.lease.release()
             except redis.RedisError:
@@ -210,23 +207,25 @@ class EndpointRunner:
     # -- the delivery threads ------------------------------------------------------------------------
     def _deliveries(self, halt: threading.Event) -> None:
         sender = self.delivery.sender()
+        acks = PendingAcks(self.client, self.stream, self.group, self.book.key, self._acked)
         try:
             while not (halt.is_set() or self._stop.is_set()):
                 try:
-                    jobs = self._next_jobs()
+                    jobs = self._next_jobs(acks)
                 except Exception as exc:  # noqa: BLE001 - a failed read must not end the thread
                     self._read_failed(exc, halt)
                     continue
                 for n, (entry_id, fields, fresh) in enumerate(jobs):
-                    if halt.is_set() or self._stop.is_set():  # not started yet: left pending, resumed on the next start
+                    if halt.is_set() or self._stop.is_set():  # not started: left pending, resumed next start
                         for left, _, _ in jobs[n:]:
                             self._forget(left)
                         break
-                    self._deliver(sender, entry_id, fields, fresh)
+                    self._deliver(sender, acks, entry_id, fields, fresh)
         finally:
+            acks.flush()
             sender.close()
 
-    def _next_jobs(self) -> list[Job]:
+    def _next_jobs(self, acks: PendingAcks) -> list[Job]:
         """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
         with self._cv:
             now = time.time()
@@ -234,10 +233,19 @@ class EndpointRunner:
                 _, _, entry_id, fields = heapq.heappop(self._heap)
                 return [(entry_id, fields, False)]
             wait = min(MAX_BLOCK, self._heap[0][0] - now) if self._heap else MAX_BLOCK
-            if self._disabled or len(self._heap) >= MAX_SCHEDULED:
+            paused = self._disabled or len(self._heap) >= MAX_SCHEDULED
+        if paused:
+            if acks.ids:
+                acks.exchange()
+            with self._cv:
                 self._cv.wait(timeout=max(wait, 0.01))
-                return []
-        entries = self.member.read_new(READ_BATCH, int(wait * 1000))
+            return []
+        entries = []
+        if acks.ids:  # the acknowledgements go with a read; in a transaction it does not block
+            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, READ_BATCH))
+            entries = self.member.entries(reply)
+        if not entries:
+            entries = self.member.read_new(READ_BATCH, int(wait * 1000))
         if not entries:
             return []
         with self._cv:
@@ -258,9 +266,9 @@ class EndpointRunner:
                         exc.__class__.__name__, exc, exc_info=not isinstance(exc, redis.RedisError))
         halt.wait(REDIS_ERROR_PAUSE)
 
-    def _deliver(self, sender: Sender, entry_id: str, fields: dict | None, fresh: bool) -> None:
+    def _deliver(self, sender: Sender, acks: PendingAcks, entry_id: str, fields: dict | None, fresh: bool) -> None:
         try:
-            self._attempt(sender, entry_id, fields, fresh)
+            self._attempt(sender, acks, entry_id, fields, fresh)
         except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
             # No attempt can be recorded in Redis now; the wait still grows with each interruption.
             with self._cv:
@@ -275,19 +283,21 @@ class EndpointRunner:
             self._known.discard(entry_id)
             self._interrupted.pop(entry_id, None)
 
-    def _attempt(self, sender: Sender, entry_id: str, fields: dict | None, fresh: bool) -> None:
+    def _attempt(self, sender: Sender, acks: PendingAcks, entry_id: str, fields: dict | None, fresh: bool) -> None:
         if self._disabled:  # read just before a 410 disabled the endpoint: it waits with the others
             self._schedule(entry_id, fields, 0.0)
             return
         state = None
-        if not fresh:  # a retry: still ours, and its record, in one round trip
-            owned, state = self._owned_and_recorded(entry_id)
+        if not fresh:  # a retry: still ours, and its record, in one round trip (with the acknowledgements)
+            owned, record = acks.exchange(lambda pipe: self.member.queue_owns(pipe, entry_id),
+                                          lambda pipe: self.book.queue_get(pipe, entry_id))
+            state = self.book.state(record)
             if not owned:
                 self._forget(entry_id)  # another worker took it over while we waited: it is theirs now
                 return
         if fields is None:
             log.warning("endpoint %r: entry %s was deleted from the stream before delivery", self.name, entry_id)
-            self._ack(entry_id)
+            acks.add(entry_id)  # ours (known) until its XACK is sent: see acks.py
             return
         data = fields.get("data", "")
         try:
@@ -308,18 +318,8 @@ class EndpointRunner:
         elif not result.delivered:
             self._failed(entry_id, fields, msg_id, data, state, result)
         else:
-            self._ack(entry_id)
+            acks.add(entry_id)
             self._count("delivered", 1)
-
-    def _owned_and_recorded(self, entry_id: str):
-        pipe = self.client.pipeline(transaction=False)
-        self.member.queue_owns(pipe, entry_id)
-        self.book.queue_get(pipe, entry_id)
-        owned, record = pipe.execute()
-        return bool(owned), self.book.state(record)
-
-    def _ack(self, entry_id: str) -> None:
-        self.acks.add(entry_id)  # ours (known) until the batch with its XACK is sent: see acks.py
 
     def _acked(self, entry_ids: list[str]) -> None:
         with self._cv:
