@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -91,6 +92,27 @@ def test_two_workers_share_a_group(redis_client, keys, make_settings):
     # nothing failed, so the group hands each entry to exactly one of them
     assert sorted(receiver.ids()) == sorted(ids)
     assert w1.stats["default"]["delivered"] + w2.stats["default"]["delivered"] == 80
+
+
+def test_an_entry_made_ours_behind_the_workers_back_is_delivered_once(redis_client, keys, make_settings):
+    # Pending to the worker's consumer without the worker having read it (as XAUTOCLAIM on Redis 6.2 can
+    # leave one): the heartbeat adopts it. Touched by each heartbeat, it never becomes idle enough for a
+    # take-over, so the adoption is its only way out.
+    with Receiver() as receiver:
+        settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_CONSUMER="w", **FAST)
+        with running_worker(redis_client, settings) as worker:
+            assert wait_for(lambda: redis_client.exists(keys.items) and redis_client.xinfo_groups(keys.items))
+            it = item(1)
+            # queued and read by another consumer at once: the worker's waiting reads never see it
+            pipe = redis_client.pipeline(transaction=True)
+            pipe.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+            pipe.xreadgroup(keys.group("default"), "other", {keys.items: ">"})
+            entry_id, _ = pipe.execute()
+            redis_client.xclaim(keys.items, keys.group("default"), "w", min_idle_time=0, message_ids=[entry_id])
+            assert receiver.wait_ids(["ddn-1"])
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
+    assert receiver.ids().count("ddn-1") == 1
+    assert worker.stats["default"]["claimed"] == 0  # adopted by the heartbeat, not taken over as stale
 
 
 def test_same_consumer_name_is_not_shared_by_two_live_workers(redis_client, keys, make_settings):
