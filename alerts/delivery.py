@@ -68,6 +68,17 @@ class _PinnedConnection(http.client.HTTPConnection):
             sock = self._tls.wrap_socket(sock, server_hostname=self.host)
         self.sock = sock
 
+    def _send_output(self, message_body=None, encode_chunked=False):
+        # The head and a bytes body in one send, not two: one system call and one release of the GIL
+        # fewer per request, and the receiver reads it at once (http.client sent them together until 3.0).
+        if isinstance(message_body, bytes) and not encode_chunked:
+            self._buffer.extend((b"", b""))
+            message = b"\r\n".join(self._buffer) + message_body
+            del self._buffer[:]
+            self.send(message)
+            return
+        super()._send_output(message_body, encode_chunked)
+
 
 class Sender:
     """Posts requests over one reusable connection per (scheme, host, port). Not thread-safe: one per thread."""
