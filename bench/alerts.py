@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
+from redis.utils import HIREDIS_AVAILABLE  # noqa: E402
 from report import write_report  # noqa: E402
 
 from alerts.delivery import Sender  # noqa: E402
@@ -108,8 +109,9 @@ def item(n: int) -> dict:
             "simhash": "0123456789abcdef", "fetched_at": "2025-03-01T02:00:05+00:00", "views": 10, "images": []}
 
 
-def anchor(receiver: RemoteReceiver, n: int, threads: int) -> float:
-    """The same signed requests, POSTed by `threads` threads with no Redis and no worker: deliveries/s."""
+def anchor(receiver: RemoteReceiver, n: int, threads: int) -> tuple[float, float]:
+    """The same signed requests, POSTed by `threads` threads with no Redis and no worker: requests/s, and
+    this process's CPU seconds per request."""
     fmt = StandardFormat(Endpoint(name="bench", url=receiver.url, secrets=(SECRET,), allow_private=True))
     requests = [fmt.request(item(i), f"anchor-{i}", "2025-03-01T02:00:05.000Z") for i in range(n)]
     chunks = [requests[i::threads] for i in range(threads)]
@@ -121,14 +123,14 @@ def anchor(receiver: RemoteReceiver, n: int, threads: int) -> float:
         sender.close()
 
     workers = [threading.Thread(target=post_all, args=(c,)) for c in chunks]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     receiver.dump()
-    return n / elapsed
+    return n / elapsed, cpu / n
 
 
 def _produce(redis_url: str, stream: str, first: int, n: int, conn) -> None:
@@ -144,15 +146,15 @@ def _produce(redis_url: str, stream: str, first: int, n: int, conn) -> None:
     client.close()
 
 
-def queue_items(redis_url: str, stream: str, first: int, n: int) -> float:
-    """Queue `n` items from another process (spawned: this one runs threads); when the queueing began."""
+def queue_items(redis_url: str, stream: str, first: int, n: int) -> tuple[float, float]:
+    """Queue `n` items from another process (spawned: this one runs threads); when the queueing began,
+    and this process's CPU time then."""
     context = multiprocessing.get_context("spawn")
     here, there = context.Pipe()
     producer = context.Process(target=_produce, args=(redis_url, stream, first, n, there), daemon=True)
     producer.start()
     began = here.recv()
-    producer.join(60)
-    return began
+    return began, time.process_time()
 
 
 def main() -> int:
@@ -187,16 +189,17 @@ def main() -> int:
         thread.start()
         rounds = []
         for r in range(args.rounds):
-            ceiling = anchor(receiver, args.items, args.concurrency)
-            start_wall = queue_items(args.redis_url, keys.items, r * args.items, args.items)
+            ceiling, anchor_cpu = anchor(receiver, args.items, args.concurrency)
+            start_wall, start_cpu = queue_items(args.redis_url, keys.items, r * args.items, args.items)
             if not receiver.wait(args.items, timeout=300):
                 print("the receiver did not get every item within 300 s", file=sys.stderr)
                 return 1
+            worker_cpu = (time.process_time() - start_cpu) / args.items
             got = receiver.dump()
             wanted = {f"bench-{n}" for n in range(r * args.items, (r + 1) * args.items)}
             missing = len(wanted - {i for i, _ in got})
             elapsed = max(t for _, t in got) - start_wall
-            rounds.append((args.items / elapsed, ceiling, elapsed, len(got), missing))
+            rounds.append((args.items / elapsed, ceiling, elapsed, len(got), missing, worker_cpu, anchor_cpu))
         start = args.rounds * args.items
 
         # 2. latency with an idle, waiting worker
@@ -220,7 +223,9 @@ def main() -> int:
         lines = [
             f"newswatch alert delivery benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
             f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"Redis {server_version}; receiver: ThreadingHTTPServer in a separate process on loopback; "
+            f"Redis {server_version} (redis-py {redis.__version__}, "
+            f"{'hiredis' if HIREDIS_AVAILABLE else 'pure-Python'} parser); "
+            "receiver: ThreadingHTTPServer in a separate process on loopback; "
             f"1-minute load average at the end: {os.getloadavg()[0]:.1f}",
             f"command: python bench/alerts.py --items {args.items} --concurrency {args.concurrency} "
             f"--latency-items {args.latency_items} --rounds {args.rounds}",
@@ -229,7 +234,8 @@ def main() -> int:
             "each round: the anchor (the same requests as bare POSTs, same threads, no Redis), then the worker",
             *(f"  round {i + 1}: worker {rate:6.0f} deliveries/s ({elapsed:.2f} s, {n} requests, {missing} missing)"
               f"   anchor {ceiling:6.0f} requests/s   ratio {rate / ceiling:.2f}"
-              for i, (rate, ceiling, elapsed, n, missing) in enumerate(rounds)),
+              f"   CPU per item: worker {w_cpu * 1e6:.0f} µs, anchor {a_cpu * 1e6:.0f} µs"
+              for i, (rate, ceiling, elapsed, n, missing, w_cpu, a_cpu) in enumerate(rounds)),
             f"  ratio worker / anchor: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})",
             "",
             f"latency XADD → receipt, {len(latencies)} items added one at a time every 5 ms to an idle worker:",
