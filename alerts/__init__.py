@@ -5,8 +5,9 @@ Modules, in the order a delivery passes through them: `formats` (the body and an
 `signing` (Standard Webhooks signatures), `safety` (which addresses may be connected to), `delivery` (one
 HTTP POST, classified), `attempt` (one item's attempt: rate limit, request, answer; whatever raised is one
 failure), `retry` (backoff state kept in Redis), `ratelimit` (platform message limits), `deadletters`
-(failed for good, and `--replay-dead`), `membership` (a consumer's reads and claims in its group),
-`lease` (the consumer name, on redis-py's Lock), `runner` (one endpoint's dispatcher and delivery
-threads), `worker` (every endpoint's runner), `command` (`newswatch alerts`). The consumer groups
-themselves are in `newswatch.groups`, shared with stream trimming. Imports no Scrapy.
+(failed for good, and `--replay-dead`), `membership` (a consumer's reads and claims in its group), `acks`
+(acknowledgements sent with a delivery thread's next request to Redis), `lease` (the consumer name, on
+redis-py's Lock), `runner` (one endpoint's delivery and housekeeping threads), `worker` (every endpoint's
+runner), `command` (`newswatch alerts`). The consumer groups themselves are in `newswatch.groups`, shared
+with stream trimming. Imports no Scrapy.
 """

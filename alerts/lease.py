@@ -52,7 +52,7 @@ class ConsumerLease:
         return False
 
     def _new_lock(self, name: str) -> Lock:
-        # thread_local=False: the dispatcher thread refreshes it, a cold stop may release it from another
+        # thread_local=False: the housekeeping thread refreshes it, a cold stop may release it from another
         return Lock(self.client, self.key_for(name), timeout=self.ttl, blocking=False, thread_local=False)
 
     def acquire(self) -> str:
