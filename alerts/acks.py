@@ -4,9 +4,9 @@ Each delivery thread keeps the ids it has delivered (`add`) and sends them with 
 which it makes anyway: reading its next entries, or checking a retry. That request becomes one
 `MULTI / XACK id… / HDEL retry id… / <the read or check> / EXEC`. Profiling the worker (docs/performance.md)
 showed a round trip of its own per item first, then a separate acknowledging thread, as the largest costs
-after the POST itself. At-least-once is unchanged: an entry is acknowledged only after its delivery, at the
-latest when its thread has delivered the rest of the entries it read with it, and one whose
-acknowledgement is lost (a crash, Redis down) stays pending and is delivered again. The runner keeps an
+after the POST itself. At-least-once is unchanged: an entry is acknowledged only after its delivery (at the
+latest after the thread's next delivery: `send_if_held`), and one whose acknowledgement is lost (a crash,
+Redis down) stays pending and is delivered again. The runner keeps an
 entry as its own until the acknowledgement is sent (`done`), so it never mistakes one waiting here for an
 orphan.
 """
@@ -14,6 +14,7 @@ orphan.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import redis
@@ -29,9 +30,21 @@ class PendingAcks:
         self.stream, self.group, self.retry_key = stream, group, retry_key
         self.done = done
         self.ids: list[str] = []
+        self._since = 0.0  # when the oldest held id was added
 
     def add(self, entry_id: str) -> None:
+        if not self.ids:
+            self._since = time.monotonic()
         self.ids.append(entry_id)
+
+    def send_if_held(self, seconds: float) -> None:
+        """Send now, in a round trip of its own, what has been held longer than `seconds`: a slow receiver
+        must not hold an acknowledgement back for the rest of the thread's read (a crash would repeat it)."""
+        if self.ids and time.monotonic() - self._since > seconds:
+            try:
+                self.exchange()
+            except redis.RedisError:
+                pass  # kept for the thread's next round trip
 
     def exchange(self, *asks: Callable) -> list:
         """One round trip: the acknowledgements so far, then each of `asks(pipe)`; their answers.

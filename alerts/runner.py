@@ -6,10 +6,8 @@ never delays another. For each endpoint:
 
 * at start the runner re-reads its own pending entries (those it had read but not acknowledged before a
   crash) and schedules them at the time their retry record says;
-* each delivery thread takes a due retry if there is one, else reads a few new entries itself
-  (`XREADGROUP`, blocking while there are none) and delivers them: an entry goes from Redis to its POST
-  with no hand-over between threads (a wake-up per item was the worker's largest cost, docs/performance.md)
-  and is read only by a thread that is free to deliver it;
+* each delivery thread takes a due retry, else reads up to `READ_BATCH` new entries itself (`XREADGROUP`,
+  blocking while there are none) and delivers them: no hand-over between threads (docs/performance.md);
 * entries of a dead consumer that sit untouched for `webhook_claim_idle` seconds are taken over with
   `XAUTOCLAIM`; a live worker touches its own pending entries well within that time, so they stay its own;
 * `XACK` follows a successful delivery only; a failed attempt (whatever raised: `attempt`) is counted and
@@ -43,7 +41,8 @@ log = logging.getLogger(__name__)
 DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was enabled again
 MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
 MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
-READ_BATCH = 8  # new entries a delivery thread reads at once: fewer round trips, little waiting behind a slow one
+READ_BATCH = 8  # new entries a delivery thread reads at once (one at a time for a rate-limited endpoint)
+ACK_WAIT = 0.2  # longest a thread holds an acknowledgement for its next read before sending it alone
 REDIS_ERROR_PAUSE = 1.0
 
 Job = tuple[str, "dict | None", bool]  # entry id, its fields (None: deleted from the stream), read new
@@ -68,6 +67,8 @@ class EndpointRunner:
         self.disabled_key = keys.disabled(self.name)
         self.book = RetryBook(client, keys.retry(self.name))
         self.concurrency = settings.webhook_concurrency
+        # 20 messages a minute gain nothing from a batch, and a crash would post its delivered part again
+        self._read_batch = 1 if self.delivery.limiter is not None else READ_BATCH
         self.timeout = settings.webhook_timeout
         self.claim_idle = settings.webhook_claim_idle
         self.lookback = settings.webhook_max_age
@@ -119,7 +120,8 @@ class EndpointRunner:
                     if now >= next_claim:
                         self._claim_stale()
                         next_claim = now + self.claim_idle / 2
-                    stop.wait(max(0.01, min(next_heartbeat, next_claim) - time.monotonic()))
+                    wake = min(next_heartbeat, next_claim, self._disabled_until_check)  # another worker's 410
+                    stop.wait(max(0.01, wake - time.monotonic()))
                 except redis.RedisError as exc:
                     if "NOGROUP" in str(exc):  # the stream or group was deleted under us
                         ensure_group(self.client, self.stream, self.group, lookback=self.lookback)
@@ -173,8 +175,7 @@ class EndpointRunner:
             with self._cv:
                 page = [i for i in ids if i not in self._known]
             for entry_id in page:  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
-                # unknown twice in a row: one heartbeat apart, an entry a delivery thread has just read
-                # (pending in Redis, not yet in `_known`) is known; a real orphan is still unknown
+                # adopted when unknown twice in a row: an entry a thread has just read is known by then
                 if entry_id in self._suspects:
                     self._schedule(entry_id, self.member.entry(entry_id), 0.0)
                 else:
@@ -221,12 +222,13 @@ class EndpointRunner:
                             self._forget(left)
                         break
                     self._deliver(sender, acks, entry_id, fields, fresh)
+                    acks.send_if_held(ACK_WAIT)
         finally:
             acks.flush()
             sender.close()
 
     def _next_jobs(self, acks: PendingAcks) -> list[Job]:
-        """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
+        """A due retry, else up to `_read_batch` new entries (waiting for them until the next retry is due)."""
         with self._cv:
             now = time.time()
             if self._heap and self._heap[0][0] <= now and not self._disabled:
@@ -242,12 +244,10 @@ class EndpointRunner:
             return []
         entries = []
         if acks.ids:  # the acknowledgements go with a read; in a transaction it does not block
-            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, READ_BATCH))
+            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, self._read_batch))
             entries = self.member.entries(reply)
         if not entries:
-            entries = self.member.read_new(READ_BATCH, int(wait * 1000))
-        if not entries:
-            return []
+            entries = self.member.read_new(self._read_batch, int(wait * 1000))
         with self._cv:
             self._known.update(entry_id for entry_id, _ in entries)
         return [(entry_id, fields, True) for entry_id, fields in entries]

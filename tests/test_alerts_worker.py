@@ -115,6 +115,19 @@ def test_an_entry_made_ours_behind_the_workers_back_is_delivered_once(redis_clie
     assert worker.stats["default"]["claimed"] == 0  # adopted by the heartbeat, not taken over as stale
 
 
+def test_a_slow_delivery_does_not_hold_back_the_previous_acknowledgement(redis_client, keys, make_settings):
+    # One thread reads the three items at once and acknowledges them with its next request to Redis;
+    # after a delivery that took long (the second) it sends what it holds before posting the third.
+    with Receiver(plan=[Answer(200), Answer(200, hang=0.6), Answer(200, hang=1.5)]) as receiver:
+        publish(redis_client, keys, [item(n) for n in range(3)])
+        settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_CONCURRENCY="1", **FAST)
+        with running_worker(redis_client, settings):
+            assert receiver.wait_count(3)
+            assert pending(redis_client, keys) == 1  # the first two acknowledged; the third still posting
+            assert wait_for(lambda: pending(redis_client, keys) == 0)
+    assert receiver.ids() == ["ddn-0", "ddn-1", "ddn-2"]
+
+
 def test_same_consumer_name_is_not_shared_by_two_live_workers(redis_client, keys, make_settings):
     with Receiver() as receiver:
         settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, NEWSWATCH_WEBHOOK_CONSUMER="same", **FAST)
