@@ -6,9 +6,8 @@ which it makes anyway: reading its next entries, or checking a retry. That reque
 showed a round trip of its own per item first, then a separate acknowledging thread, as the largest costs
 after the POST itself. At-least-once is unchanged: an entry is acknowledged only after its delivery (at the
 latest after the thread's next delivery: `send_if_held`), and one whose acknowledgement is lost (a crash,
-Redis down) stays pending and is delivered again. The runner keeps an
-entry as its own until the acknowledgement is sent (`done`), so it never mistakes one waiting here for an
-orphan.
+Redis down) stays pending and is delivered again. The runner keeps an entry as its own until the
+acknowledgement is sent (`done`), so it never mistakes one waiting here for an orphan.
 """
 
 from __future__ import annotations
