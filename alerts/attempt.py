@@ -66,7 +66,8 @@ class EndpointDelivery:
         return Sender(timeout=self.timeout, allow_private=self.endpoint.allow_private)
 
     def attempt(self, sender: Sender, item: dict, msg_id: str, entry_id: str,
-                stop: threading.Event | None = None) -> Result:
+                stop: threading.Event | None = None, item_json: str | None = None) -> Result:
+        """One attempt; `item_json` is the text `item` was read from (`read_item`), sent as it is."""
         if self.limiter is not None:
             wait = self.limiter.reserve()
             if wait > 0:
@@ -75,7 +76,7 @@ class EndpointDelivery:
                 if stop is None:
                     time.sleep(wait)
         try:
-            request = self.fmt.request(item, msg_id, formats.event_time(entry_id))
+            request = self.fmt.request(item, msg_id, formats.event_time(entry_id), item_json)
             deliver(sender, self.fmt, request)
         except EndpointGone as exc:
             return Result(gone=exc, error=str(exc))

@@ -76,7 +76,7 @@ def replay(client, settings) -> tuple[int, int]:
                     deliveries[name] = (delivery, delivery.sender())
                 delivery, sender = deliveries[name]
                 result = delivery.attempt(sender, item, fields.get("id") or fields.get("entry", ""),
-                                          fields.get("entry", ""))
+                                          fields.get("entry", ""), item_json=fields["data"])
                 if result.gone is not None:
                     mark_gone(client, keys, name, result.gone)
                 if not result.delivered:

@@ -104,7 +104,8 @@ class Format:
     def headers(self) -> dict[str, str]:
         return {"content-type": "application/json; charset=utf-8", "user-agent": USER_AGENT}
 
-    def request(self, item: dict, msg_id: str, event_time: str) -> Request:
+    def request(self, item: dict, msg_id: str, event_time: str, item_json: str | None = None) -> Request:
+        """The request for `item`; `item_json` is its JSON text as queued, when the caller has it."""
         raise NotImplementedError
 
     def check(self, body: bytes) -> None:
@@ -124,9 +125,12 @@ class StandardFormat(Format):
         super().__init__(endpoint)
         self.signer = Signer(endpoint.secrets, setting_name(endpoint, "secret"))
 
-    def request(self, item, msg_id, event_time):
-        body = _json({"type": defaults.ITEM_EVENT_TYPE, "timestamp": event_time, "data": item,
-                      "summary": summary_line(item)})
+    def request(self, item, msg_id, event_time, item_json=None):
+        # `data` is the item as queued, verbatim when its text is at hand (its JSON was read just before):
+        # encoding it again was the largest part of building the request (docs/performance.md)
+        data = _json(item) if item_json is None else item_json.encode("utf-8")
+        body = b"".join((b'{"type":', _json(defaults.ITEM_EVENT_TYPE), b',"timestamp":', _json(event_time),
+                         b',"data":', data, b',"summary":', _json(summary_line(item)), b"}"))
         timestamp = int(time.time())
         headers = self.headers() | {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
         if self.signer:
@@ -148,7 +152,7 @@ class SlackFormat(Format):
 
     name = "slack"
 
-    def request(self, item, msg_id, event_time):
+    def request(self, item, msg_id, event_time, item_json=None):
         title = _slack_escape(item.get("title") or "(untitled)")
         link = f"<{item['url']}|{title}>" if item.get("url") else title
         text = f"*{link}*\n{_slack_escape(_meta(item))}\n{_slack_escape(_lead(item))}".strip()
@@ -225,7 +229,7 @@ class FeishuFormat(_CodeChecked):
         super().__init__(endpoint)
         self.secret = _first_secret(endpoint, self.name)
 
-    def request(self, item, msg_id, event_time):
+    def request(self, item, msg_id, event_time, item_json=None):
         rows = [[{"tag": "text", "text": _meta(item)}], [{"tag": "text", "text": _lead(item)}]]
         if item.get("url"):
             rows.append([{"tag": "a", "text": "閱讀原文", "href": item["url"]}])
@@ -252,7 +256,7 @@ class DingTalkFormat(_CodeChecked):
         super().__init__(endpoint)
         self.secret = _first_secret(endpoint, self.name)
 
-    def request(self, item, msg_id, event_time):
+    def request(self, item, msg_id, event_time, item_json=None):
         title = item.get("title") or "(untitled)"
         text = f"#### {title}\n\n> {_meta(item)}\n\n{_lead(item)}"
         if item.get("url"):
@@ -276,7 +280,7 @@ class WeComFormat(_CodeChecked):
     rate_limited_codes = frozenset({45009})
     max_bytes = 4096
 
-    def request(self, item, msg_id, event_time):
+    def request(self, item, msg_id, event_time, item_json=None):
         # Fit 4096 bytes by cutting the lead, then the metadata, then the title, each once: a bounded
         # number of steps whatever the item holds (halving the lead alone never ended on a long title).
         parts = {"title": item.get("title") or "(untitled)", "meta": _meta(item), "lead": _lead(item)}

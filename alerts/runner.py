@@ -309,7 +309,7 @@ class EndpointRunner:
             self._forget(entry_id)
             return
         msg_id = str(item.get("id") or fields.get("id") or entry_id)
-        result = self.delivery.attempt(sender, item, msg_id, entry_id, self._stop)
+        result = self.delivery.attempt(sender, item, msg_id, entry_id, self._stop, item_json=data)
         if result.interrupted:
             self._forget(entry_id)  # stopping: it stays pending and is resumed on the next start
         elif result.gone is not None:

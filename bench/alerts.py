@@ -41,6 +41,7 @@ from report import write_report  # noqa: E402
 from alerts.delivery import Sender  # noqa: E402
 from alerts.formats import Request, StandardFormat  # noqa: E402
 from alerts.worker import AlertWorker  # noqa: E402
+from crawler.stream import entry_fields as stream_entry  # noqa: E402 - items queued as the crawler queues them
 from newswatch.config import Endpoint, Settings  # noqa: E402
 from newswatch.connection import client_from_url  # noqa: E402
 
@@ -113,7 +114,9 @@ def anchor(receiver: RemoteReceiver, n: int, threads: int) -> tuple[float, float
     """The same signed requests, POSTed by `threads` threads with no Redis and no worker: requests/s, and
     this process's CPU seconds per request."""
     fmt = StandardFormat(Endpoint(name="bench", url=receiver.url, secrets=(SECRET,), allow_private=True))
-    requests = [fmt.request(item(i), f"anchor-{i}", "2025-03-01T02:00:05.000Z") for i in range(n)]
+    entries = [stream_entry(item(i)) for i in range(n)]  # the bodies the worker sends: the item as queued
+    requests = [fmt.request(json.loads(e["data"]), f"anchor-{i}", "2025-03-01T02:00:05.000Z", e["data"])
+                for i, e in enumerate(entries)]
     chunks = [requests[i::threads] for i in range(threads)]
 
     def post_all(chunk: list[Request]):
@@ -139,8 +142,7 @@ def _produce(redis_url: str, stream: str, first: int, n: int, conn) -> None:
     client = redis.Redis.from_url(redis_url)
     pipe = client.pipeline(transaction=False)
     for number in range(first, first + n):
-        it = item(number)
-        pipe.xadd(stream, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+        pipe.xadd(stream, stream_entry(item(number)))
     conn.send(time.time())
     pipe.execute()
     client.close()
@@ -207,7 +209,7 @@ def main() -> int:
         for n in range(start, start + args.latency_items):
             it = item(n)
             sent[it["id"]] = time.time()
-            client.xadd(keys.items, {"data": json.dumps(it, ensure_ascii=False), "id": it["id"], "url": it["url"]})
+            client.xadd(keys.items, stream_entry(it))
             time.sleep(0.005)
         receiver.wait(args.latency_items, timeout=60)
         arrivals = {}

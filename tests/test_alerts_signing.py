@@ -93,6 +93,9 @@ def test_body_is_json_with_type_timestamp_data_summary(redis_client, keys, make_
             assert receiver.wait_count(1)
     body = json.loads(receiver.requests[0].body)
     assert set(body) == {"type", "timestamp", "data", "summary"}
+    assert body["data"] == item(4, published_at=None)
+    # the item's JSON text exactly as queued: the worker does not encode it a second time
+    assert json.dumps(item(4, published_at=None), ensure_ascii=False).encode() in receiver.requests[0].body
     ms = int(entry.split(b"-")[0])
     from datetime import datetime
     assert abs(datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp() * 1000 - ms) < 1
