@@ -11,6 +11,12 @@
 2. Latency: with the worker idle and waiting, XADD items one at a time (every 5 ms) and measure XADD →
    receipt, p50 and p99.
 
+`--profile N` instead runs the worker once on a backlog of N items, then the anchor on N requests, and
+reports where the worker's time goes: CPU per item of each of its threads, Redis commands per delivered
+item (INFO commandstats, so give it a Redis of its own: `--redis-url redis://127.0.0.1:6391/0`) and context
+switches per item. Under `py-spy record --gil -r 300 -f raw -o gil.txt -- python bench/alerts.py --profile
+30000` the same run shows which code holds the GIL.
+
 The receiver is a ThreadingHTTPServer in a separate process (so it does not share the worker's GIL) that
 records (webhook-id, receipt time) per request. The worker's Redis client is the one `newswatch alerts`
 uses (`newswatch.connection.client_from_url`). Results go to bench/results/alerts.txt.
@@ -24,6 +30,7 @@ import json
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 import threading
@@ -159,15 +166,64 @@ def queue_items(redis_url: str, stream: str, first: int, n: int) -> tuple[float,
     return began, time.process_time()
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by thread name."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for t in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[t.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def profile(args, client, settings, receiver: RemoteReceiver) -> list[str]:
+    """Where the worker's time goes on a backlog of `args.profile` items (see the module docstring)."""
+    n = args.profile
+    calls = lambda: {k.removeprefix("cmdstat_"): v["calls"] for k, v in client.info("commandstats").items()}  # noqa: E731
+    queue_items(args.redis_url, settings.keys.items, 0, n)
+    while client.xlen(settings.keys.items) < n:
+        time.sleep(0.05)
+    worker, stop = AlertWorker(client, settings), threading.Event()
+    before, usage, cpu = calls(), resource.getrusage(resource.RUSAGE_SELF), time.process_time()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    if not receiver.wait(n, timeout=600):
+        raise SystemExit("the receiver did not get every item within 600 s")
+    cpu, threads = time.process_time() - cpu, _thread_cpu()
+    after, done = calls(), resource.getrusage(resource.RUSAGE_SELF)
+    stop.set()
+    thread.join(30)
+    receiver.dump()
+    per_call = {k: (v - before.get(k, 0)) / n for k, v in after.items() if v - before.get(k, 0) > n // 1000}
+    rate, anchor_cpu = anchor(receiver, n, args.concurrency)
+    final = resource.getrusage(resource.RUSAGE_SELF)
+    return [
+        f"profile: a backlog of {n} items for the worker (concurrency {args.concurrency}), then the anchor",
+        f"  worker process CPU per delivery {cpu / n * 1e6:.0f} µs; anchor CPU per request {anchor_cpu * 1e6:.0f} µs "
+        f"({rate:.0f} requests/s)",
+        "  worker threads, CPU µs per delivery: " + ", ".join(
+            f"{name} {t / n * 1e6:.0f}" for name, t in sorted(threads.items()) if name.startswith("alerts")),
+        "  Redis commands per delivery: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(per_call.items())),
+        f"  context switches per item: worker {(done.ru_nvcsw - usage.ru_nvcsw) / n:.2f} voluntary, "
+        f"{(done.ru_nivcsw - usage.ru_nivcsw) / n:.2f} involuntary; anchor {(final.ru_nvcsw - done.ru_nvcsw) / n:.2f}, "
+        f"{(final.ru_nivcsw - done.ru_nivcsw) / n:.2f}",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-items", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the worker on N items")
     parser.add_argument("--redis-url", default=os.environ.get("NEWSWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "alerts.txt"))
+    parser.add_argument("--out")
     args = parser.parse_args()
+    args.out = args.out or str(Path(__file__).resolve().parent / "results" /
+                               ("alerts-profile.txt" if args.profile else "alerts.txt"))
 
     client = client_from_url(args.redis_url)
     server_version = client.info("server")["redis_version"]
@@ -182,6 +238,19 @@ def main() -> int:
             "NEWSWATCH_WEBHOOK_CONSUMER": "bench",
         })
         keys = settings.keys
+        header = [
+            f"newswatch alert delivery benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"Redis {server_version} (redis-py {redis.__version__}, "
+            f"{'hiredis' if HIREDIS_AVAILABLE else 'pure-Python'} parser); "
+            "receiver: ThreadingHTTPServer in a separate process on loopback; "
+            f"1-minute load average at the start: {os.getloadavg()[0]:.1f}",
+        ]
+        if args.profile:
+            lines = [*header, f"command: python bench/alerts.py --profile {args.profile} "
+                     f"--concurrency {args.concurrency}", "", *profile(args, client, settings, receiver),
+                     f"1-minute load average at the end: {os.getloadavg()[0]:.1f}"]
+            return 0
 
         # 1. throughput from a backlog, in rounds alternating with the anchor (this machine's load varies
         #    by the second: a ratio is only meaningful between runs made side by side)
@@ -223,12 +292,7 @@ def main() -> int:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         ratios = [rate / ceiling for rate, ceiling, *_ in rounds]
         lines = [
-            f"newswatch alert delivery benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"Redis {server_version} (redis-py {redis.__version__}, "
-            f"{'hiredis' if HIREDIS_AVAILABLE else 'pure-Python'} parser); "
-            "receiver: ThreadingHTTPServer in a separate process on loopback; "
-            f"1-minute load average at the end: {os.getloadavg()[0]:.1f}",
+            *header[:-1], header[-1] + f", at the end: {os.getloadavg()[0]:.1f}",
             f"command: python bench/alerts.py --items {args.items} --concurrency {args.concurrency} "
             f"--latency-items {args.latency_items} --rounds {args.rounds}",
             "",
@@ -248,7 +312,8 @@ def main() -> int:
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if stale:
             client.delete(*stale)
-    write_report(lines, args.out)
+        if lines:
+            write_report(lines, args.out)
     return 0
 
 
