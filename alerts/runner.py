@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 DISABLED_POLL = 1.0  # seconds between checks whether a disabled endpoint was enabled again
 MAX_BLOCK = 0.5  # longest XREADGROUP block, so due retries and stop requests are never late by more
 MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pauses (bounds memory)
-READ_BATCH = 8  # new entries a delivery thread reads at once (one at a time for a rate-limited endpoint)
+READ_BATCH = 8  # new entries a delivery thread reads at once
 ACK_WAIT = 0.2  # longest a thread holds an acknowledgement for its next read before sending it alone
 REDIS_ERROR_PAUSE = 1.0
 
@@ -67,8 +67,6 @@ class EndpointRunner:
         self.disabled_key = keys.disabled(self.name)
         self.book = RetryBook(client, keys.retry(self.name))
         self.concurrency = settings.webhook_concurrency
-        # 20 messages a minute gain nothing from a batch, and a crash would post its delivered part again
-        self._read_batch = 1 if self.delivery.limiter is not None else READ_BATCH
         self.timeout = settings.webhook_timeout
         self.claim_idle = settings.webhook_claim_idle
         self.lookback = settings.webhook_max_age
@@ -228,7 +226,7 @@ class EndpointRunner:
             sender.close()
 
     def _next_jobs(self, acks: PendingAcks) -> list[Job]:
-        """A due retry, else up to `_read_batch` new entries (waiting for them until the next retry is due)."""
+        """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
         with self._cv:
             now = time.time()
             if self._heap and self._heap[0][0] <= now and not self._disabled:
@@ -244,10 +242,10 @@ class EndpointRunner:
             return []
         entries = []
         if acks.ids:  # the acknowledgements go with a read; in a transaction it does not block
-            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, self._read_batch))
+            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, READ_BATCH))
             entries = self.member.entries(reply)
         if not entries:
-            entries = self.member.read_new(self._read_batch, int(wait * 1000))
+            entries = self.member.read_new(READ_BATCH, int(wait * 1000))
         with self._cv:
             self._known.update(entry_id for entry_id, _ in entries)
         return [(entry_id, fields, True) for entry_id, fields in entries]
