@@ -1,13 +1,17 @@
-"""The harness for `newswatch run` as real processes: a daemon whose log the test reads and whose process
-tree it checks with psutil, the fixtures that start daemons against the site replica and the test Redis,
-and a webhook receiver that accepts everything. Used by test_scheduler_daemon.py and test_scheduler_stop.py.
+"""The harness for `newswatch run` and `newswatch crawl` as real processes: a daemon whose log the test
+reads and whose process tree it checks with psutil, the fixtures that start daemons and crawls against the
+site replica and the test Redis, pages of the replica held until the test releases them, and a webhook
+receiver that accepts everything. Used by test_scheduler_daemon.py, test_scheduler_stop.py and
+test_trial_stops.py.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import psutil
 import pytest
@@ -17,6 +21,7 @@ from tests.replica import standard_site
 from tests.waiting import wait_for
 
 DEADLINE = 60.0
+NEWSWATCH = str(Path(sys.executable).with_name("newswatch"))  # the installed console script
 
 
 class RunningDaemon:
@@ -93,6 +98,59 @@ def daemons(tmp_path):
     yield start
     for daemon in started:
         daemon.cleanup()
+
+
+@pytest.fixture
+def crawls():
+    """Start `newswatch crawl` processes (output captured as text); any still running at the end is killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(env: dict) -> subprocess.Popen:
+        proc = subprocess.Popen([NEWSWATCH, "crawl"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+class Hold:
+    """A fault on pages of the replica: each request to them waits until `release` is set (at the latest when
+    the test ends), then is answered normally; `hit` is set by the first one (the crawl is under way)."""
+
+    def __init__(self, replica, paths):
+        self.hit, self.release = threading.Event(), threading.Event()
+        for path in paths:
+            replica.faults[path] = self._hold
+
+    def _hold(self, handler) -> bool:
+        self.hit.set()
+        self.release.wait(60)
+        return False  # not handled: the replica answers as usual
+
+
+@pytest.fixture
+def hold(site):
+    """`hold(paths)` holds those pages of the `site` replica (default: the list page, so a revisit hangs at
+    its start; `articles(replica)` for every article page). Every hold is released when the test ends,
+    before its daemons and crawls are stopped."""
+    holds: list[Hold] = []
+
+    def install(paths=("/international",)) -> Hold:
+        holds.append(Hold(site[0], paths))
+        return holds[-1]
+
+    yield install
+    for held in holds:
+        held.release.set()
+
+
+def articles(replica) -> list[str]:
+    return [article.path for article in replica.articles.values()]
 
 
 @pytest.fixture

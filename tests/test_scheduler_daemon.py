@@ -110,8 +110,7 @@ def test_failed_runs_in_a_row_raise_an_alert(daemons, daemon_env, redis_client, 
         assert daemon.wait() == 0
 
 
-def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, site, redis_client, keys):
-    replica, _ = site
+def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, hold, redis_client, keys):
     env = dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120")
     first = daemons(env, "a")
     assert wait_for(lambda: leader_pid(redis_client, keys.leader) == first.pid), first.log()
@@ -124,50 +123,37 @@ def test_one_leader_and_takeover_after_sigkill(daemons, daemon_env, site, redis_
     assert "revisit started" not in second.log()
     assert "leader now" not in second.log()
 
-    release, hit = threading.Event(), threading.Event()
-
-    def hang(handler):
-        hit.set()
-        return release.wait(60) and False
-
-    replica.faults["/international"] = hang
-    try:
-        assert hit.wait(DEADLINE), first.log()  # a revisit is now hanging on the site's list page
-        orphan = wait_for(lambda: first.child_running("crawl"))
-        assert orphan, first.log()
-        first.proc.kill()  # SIGKILL: no release, no clean-up; the lock must expire and the standby take over
-        first.proc.wait(timeout=10)
-        assert wait_for(lambda: leader_pid(redis_client, keys.leader) == second.pid), second.log()
-        assert wait_for(lambda: "revisit started" in second.log()), second.log()
-        # the dead leader's crawl was told to stop by the kernel (parent-death signal), not left hanging
-        assert wait_for(lambda: not first.leftovers(), timeout=20), [p.cmdline() for p in first.leftovers()]
-    finally:
-        release.set()
+    held = hold()
+    assert held.hit.wait(DEADLINE), first.log()  # a revisit is now hanging on the site's list page
+    orphan = wait_for(lambda: first.child_running("crawl"))
+    assert orphan, first.log()
+    first.proc.kill()  # SIGKILL: no release, no clean-up; the lock must expire and the standby take over
+    first.proc.wait(timeout=10)
+    assert wait_for(lambda: leader_pid(redis_client, keys.leader) == second.pid), second.log()
+    assert wait_for(lambda: "revisit started" in second.log()), second.log()
+    # the dead leader's crawl was told to stop by the kernel (parent-death signal), not left hanging
+    assert wait_for(lambda: not first.leftovers(), timeout=20), [p.cmdline() for p in first.leftovers()]
+    held.release.set()
     second.signal(signal.SIGTERM)
     assert second.wait() == 0, second.log()
     assert redis_client.get(keys.leader) is None
 
 
-def test_overrunning_revisit_is_killed_and_recorded(daemons, daemon_env, site, redis_client, keys):
-    replica, _ = site
-    release = threading.Event()
-    replica.faults["/international"] = lambda handler: release.wait(60) and False
-    try:
-        daemon = daemons(dict(daemon_env, NEWSWATCH_RUN_TIMEOUT="10", NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
-        crawl = wait_for(lambda: daemon.child_running("crawl"))
-        assert crawl, daemon.log()
+def test_overrunning_revisit_is_killed_and_recorded(daemons, daemon_env, hold, redis_client, keys):
+    hold()
+    daemon = daemons(dict(daemon_env, NEWSWATCH_RUN_TIMEOUT="10", NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
+    crawl = wait_for(lambda: daemon.child_running("crawl"))
+    assert crawl, daemon.log()
 
-        def timeouts():
-            return [r for r in RunHistory(redis_client, keys, 50).latest(50) if r["outcome"] == "timeout"]
+    def timeouts():
+        return [r for r in RunHistory(redis_client, keys, 50).latest(50) if r["outcome"] == "timeout"]
 
-        assert wait_for(timeouts), daemon.log()
-        assert not crawl.is_running() or crawl.status() == psutil.STATUS_ZOMBIE
-        assert "overran its time limit" in daemon.log()
-        assert json.loads(redis_client.lindex(keys.runs, 0) or b"{}").get("trigger") == "schedule"
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait() == 0
-    finally:
-        release.set()
+    assert wait_for(timeouts), daemon.log()
+    assert not crawl.is_running() or crawl.status() == psutil.STATUS_ZOMBIE
+    assert "overran its time limit" in daemon.log()
+    assert json.loads(redis_client.lindex(keys.runs, 0) or b"{}").get("trigger") == "schedule"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
 
 
 def test_unreachable_redis_is_waited_for(daemons, daemon_env):

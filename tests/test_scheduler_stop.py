@@ -21,16 +21,9 @@ from tests.daemon_support import DEADLINE, Ok, alive
 from tests.waiting import wait_for
 
 
-def test_sigterm_stops_everything_and_exits_zero(daemons, daemon_env, site, tmp_path):
+def test_sigterm_stops_everything_and_exits_zero(daemons, daemon_env, hold, tmp_path):
     """Embedded Redis, an alert worker, and a revisit stuck on a slow page when SIGTERM arrives."""
-    replica, _ = site
-    release = threading.Event()
-
-    def slow(handler):
-        release.wait(60)  # the list page hangs until the test ends
-        return False
-
-    replica.faults["/international"] = slow
+    hold()  # the list page hangs until the test ends
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     env = {k: v for k, v in daemon_env.items() if k != "NEWSWATCH_REDIS_URL"}
@@ -63,37 +56,29 @@ def test_sigterm_stops_everything_and_exits_zero(daemons, daemon_env, site, tmp_
         # the daemon's own last word (the alert worker logs its own "… stopped" to the same stderr)
         assert re.search(r" INFO scheduler\.daemon: stopped$", daemon.log(), re.M), daemon.log()
     finally:
-        release.set()
         hook.shutdown()
 
 
-def test_second_signal_forces_exit(daemons, daemon_env, site):
-    replica, _ = site
-    release = threading.Event()
-    replica.faults["/international"] = lambda handler: release.wait(60) and False
-    try:
-        daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
-        crawl = wait_for(lambda: daemon.child_running("crawl"))
-        assert crawl, daemon.log()
-        daemon.signal(signal.SIGINT)
-        assert wait_for(lambda: "stopping after the running revisit" in daemon.log())
-        time.sleep(1.5)  # a signal within a second of the first is the same request (see SIGNAL_DEBOUNCE)
-        daemon.signal(signal.SIGINT)
-        assert daemon.wait() != 0
-        assert wait_for(lambda: not daemon.leftovers(), timeout=15), daemon.leftovers()
-    finally:
-        release.set()
+def test_second_signal_forces_exit(daemons, daemon_env, hold):
+    hold()
+    daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120"))
+    crawl = wait_for(lambda: daemon.child_running("crawl"))
+    assert crawl, daemon.log()
+    daemon.signal(signal.SIGINT)
+    assert wait_for(lambda: "stopping after the running revisit" in daemon.log())
+    time.sleep(1.5)  # a signal within a second of the first is the same request (see SIGNAL_DEBOUNCE)
+    daemon.signal(signal.SIGINT)
+    assert daemon.wait() != 0
+    assert wait_for(lambda: not daemon.leftovers(), timeout=15), daemon.leftovers()
 
 
-def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(daemons, daemon_env, site, tmp_path,
+def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(daemons, daemon_env, hold, tmp_path,
                                                                              key_prefix):
     """Issue 12 point 6: a forced stop (second SIGINT during a crawl) stops the embedded redis-server the
     daemon started and releases the leader lock, instead of leaving both behind."""
     from newswatch.defaults import Keys
 
-    replica, _ = site
-    release = threading.Event()
-    replica.faults["/international"] = lambda handler: release.wait(60) and False
+    hold()
     data = tmp_path / "embedded"
     env = {k: v for k, v in daemon_env.items() if k != "NEWSWATCH_REDIS_URL"}
     # a long TTL: the lock must be gone because it was released, not because it expired
@@ -117,41 +102,31 @@ def test_audit_06_second_signal_still_stops_embedded_redis_and_releases_lock(dae
         finally:
             client.close()
     finally:
-        release.set()
         server.stop()
 
 
-def test_audit_07_a_leader_that_lost_the_lock_kills_its_crawl_at_once(daemons, daemon_env, site, redis_client, keys):
+def test_audit_07_a_leader_that_lost_the_lock_kills_its_crawl_at_once(daemons, daemon_env, hold, redis_client, keys):
     """Issue 12 point 7: a crawl whose leader lost the lock gets SIGKILL at once (as documented), not SIGTERM
     and a grace during which it would overlap the new leader's revisit."""
-    replica, _ = site
-    release, hit = threading.Event(), threading.Event()
-
-    def hang(handler):
-        hit.set()
-        return release.wait(60) and False
-
-    replica.faults["/international"] = hang
-    try:
-        daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120", NEWSWATCH_LEADER_TTL="30",
-                              NEWSWATCH_LOG_LEVEL="debug"))  # the crawl logs the signals it receives
-        crawl = wait_for(lambda: daemon.child_running("crawl"))
-        assert crawl, daemon.log()
-        assert hit.wait(DEADLINE), daemon.log()  # the crawl is running (Scrapy's signal handlers are in place)
-        # another daemon took the lock (this one stalled past its TTL): it must step down
-        redis_client.set(keys.leader, "elsewhere:1:takeover", px=30_000)
-        assert wait_for(lambda: "lost the leader lock" in daemon.log()), daemon.log()
-        assert wait_for(lambda: not alive(crawl.pid), timeout=30), daemon.log()
-        assert "Received SIGTERM" not in daemon.log(), "the crawl was asked to stop gracefully, not killed"
-        runs = RunHistory(redis_client, keys, 10).latest(10)
-        assert wait_for(lambda: any(r["outcome"] == "killed" for r in RunHistory(redis_client, keys, 10).latest(10))), runs
-        assert "revisit started" in daemon.log() and daemon.log().count("revisit started") == 1, \
-            "no revisit while another holds the lock"
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait() == 0, daemon.log()
-        assert redis_client.get(keys.leader) == b"elsewhere:1:takeover", "another holder's lock is never released"
-    finally:
-        release.set()
+    held = hold()
+    daemon = daemons(dict(daemon_env, NEWSWATCH_DOWNLOAD_TIMEOUT="120", NEWSWATCH_LEADER_TTL="30",
+                          NEWSWATCH_LOG_LEVEL="debug"))  # the crawl logs the signals it receives
+    crawl = wait_for(lambda: daemon.child_running("crawl"))
+    assert crawl, daemon.log()
+    assert held.hit.wait(DEADLINE), daemon.log()  # the crawl runs (Scrapy's signal handlers are in place)
+    # another daemon took the lock (this one stalled past its TTL): it must step down
+    redis_client.set(keys.leader, "elsewhere:1:takeover", px=30_000)
+    assert wait_for(lambda: "lost the leader lock" in daemon.log()), daemon.log()
+    assert wait_for(lambda: not alive(crawl.pid), timeout=30), daemon.log()
+    assert "Received SIGTERM" not in daemon.log(), "the crawl was asked to stop gracefully, not killed"
+    runs = RunHistory(redis_client, keys, 10).latest(10)
+    assert wait_for(lambda: any(r["outcome"] == "killed" for r in RunHistory(redis_client, keys, 10).latest(10))), \
+        runs
+    assert "revisit started" in daemon.log() and daemon.log().count("revisit started") == 1, \
+        "no revisit while another holds the lock"
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.log()
+    assert redis_client.get(keys.leader) == b"elsewhere:1:takeover", "another holder's lock is never released"
 
 
 def test_audit_05_run_alerts_0_starts_no_alert_worker(daemons, daemon_env, site, redis_client, keys):
