@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -34,7 +33,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -42,18 +40,13 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import NEWSWATCH, cleanup, newswatch_env, run_measured  # noqa: E402
+from alert_runs import pct, spawn_times, split_latencies, stop_run  # noqa: E402
+from crawl_overhead import NEWSWATCH, newswatch_env, run_measured  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 from report import write_report  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
-STARTED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*revisit started")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def main() -> int:
@@ -72,7 +65,6 @@ def main() -> int:
     server = ReplicaServer(("crawl", {"articles": args.initial, "per_page": 40}))
     receiver = RecordingReceiver().start()
     added: dict[str, float] = {}
-    spawns: list[float] = []
     daemon = None
     load = []
     try:
@@ -100,10 +92,7 @@ def main() -> int:
                     time.sleep(0.1)
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(60)
-            for line in log_path.read_text().splitlines():
-                m = STARTED_LINE.match(line)
-                if m:
-                    spawns.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+            spawns = spawn_times(log_path.read_text())
             runs = [json.loads(r) for r in client.lrange(f"{prefix}:runs", 0, -1)]
             # Start-up cost of one crawl child, measured with the daemon stopped: wall time vs pass duration.
             idle_walls = []
@@ -112,24 +101,9 @@ def main() -> int:
                                                           {**env, "NEWSWATCH_LOG_LEVEL": "error"})
                 idle_walls.append((wall, summary["duration"]))
     finally:
-        if daemon and daemon.poll() is None:
-            daemon.kill()
-        server.stop()
-        receiver.stop()
-        cleanup(client, prefix)
-    received = receiver.first_seen()
-
-    missing = [i for i in added if i not in received]
-    latencies = [received[i] - added[i] for i in added if i in received]
-    waits, rests = [], []
-    for i, at in added.items():
-        # The revisit that delivered it: the last one spawned before receipt. It may have been spawned just
-        # before the addition (its child was still starting and had not read list page 1): wait 0 then.
-        before = [s for s in spawns if s <= received.get(i, 0)]
-        if before:
-            spawn = before[-1]
-            waits.append(max(0.0, spawn - at))
-            rests.append(received[i] - max(spawn, at))
+        stop_run(daemon, server, receiver, client, prefix)
+    split = split_latencies(added, receiver.first_seen(), spawns)
+    latencies, missing, waits, rests = split.latencies, split.missing, split.waits, split.rests
     durations = [r["duration"] for r in runs if r.get("duration") is not None] or [float("nan")]
     startup = [w - d for w, d in idle_walls]
     cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import re
 import signal
 import statistics
 import subprocess
@@ -35,7 +34,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -44,19 +42,14 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from crawl_overhead import NEWSWATCH, cleanup, run_measured  # noqa: E402
+from alert_runs import pct, spawn_times, split_latencies, stop_run  # noqa: E402
+from crawl_overhead import NEWSWATCH, run_measured  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
 
 from newswatch.defaults import DEFAULT_INTERVAL, DEFAULT_JITTER  # noqa: E402
 
-STARTED_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*revisit started")
 OLD_INTERVAL, OLD_JITTER = 600, 60  # the defaults before this benchmark's change
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def defaults_env(redis_url: str, prefix: str, data_dir: str, site_url: str, webhook_url: str) -> dict:
@@ -100,7 +93,6 @@ def main() -> int:
     server = ReplicaServer(("crawl", {"articles": 10, "per_page": 40}))
     receiver = RecordingReceiver().start()
     added: dict[str, float] = {}
-    spawns: list[float] = []
     daemon = None
     try:
         with tempfile.TemporaryDirectory() as data_dir:
@@ -134,10 +126,7 @@ def main() -> int:
                 daemon.send_signal(signal.SIGTERM)
                 daemon.wait(60)
             site_log = server.call("log")
-            for line in log_path.read_text().splitlines():
-                m = STARTED_LINE.match(line)
-                if m:
-                    spawns.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+            spawns = spawn_times(log_path.read_text())
             runs = [json.loads(r) for r in client.lrange(f"{prefix}:runs", 0, -1)]
             # CPU of one pass as the daemon runs it, measured with the daemon stopped: idle, and one new article
             quiet = {**env, "NEWSWATCH_LOG_LEVEL": "error"}
@@ -147,20 +136,10 @@ def main() -> int:
                 server.call("add", (30_000 + args.seed * 100 + n, True))
                 new_cpu.append(run_measured([NEWSWATCH, "crawl", "--json", "--quiet"], quiet)[3])
     finally:
-        if daemon and daemon.poll() is None:
-            daemon.kill()
-        server.stop()
-        receiver.stop()
-        cleanup(client, prefix)
+        stop_run(daemon, server, receiver, client, prefix)
 
-    received = receiver.first_seen()
-    missing = [i for i in added if i not in received]
-    latencies = [received[i] - added[i] for i in added if i in received]
-    rests = []
-    for i, at in added.items():
-        before = [s for s in spawns if s <= received.get(i, 0)]
-        if before:
-            rests.append(received[i] - max(before[-1], at))
+    split = split_latencies(added, receiver.first_seen(), spawns)
+    latencies, missing, rests = split.latencies, split.missing, split.rests
     intervals = [b - a for a, b in zip(spawns, spawns[1:], strict=False)]
     scheduled = [r for r in runs if r.get("trigger") == "schedule"]
     idle_runs = [r for r in scheduled if not r["counts"].get("fetched") and not r["counts"].get("new")]
