@@ -181,7 +181,9 @@ def test_redis_outage_while_running_is_survived(daemons, daemon_env, tmp_path, k
         assert daemon.proc.poll() is None
         server = redis_server(port, tmp_path)  # back: the daemon reconnects and leads again
         assert wait_for(lambda: leader_pid(client, f"{key_prefix}:leader") == daemon.pid), daemon.log()
-        assert daemon.log().count("leader now") >= 2
+        # the lock is taken before "leader now" is logged: wait for the line too (a loaded machine read the
+        # log in between once)
+        assert wait_for(lambda: daemon.log().count("leader now") >= 2), daemon.log()
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0, daemon.log()
     finally:
