@@ -24,7 +24,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -44,7 +43,7 @@ from alert_runs import pct, spawn_times, split_latencies, stop_run  # noqa: E402
 from crawl_overhead import NEWSWATCH, newswatch_env, run_measured  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
-from report import write_report  # noqa: E402
+from report import machine, write_report  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
 
@@ -106,13 +105,11 @@ def main() -> int:
     latencies, missing, waits, rests = split.latencies, split.missing, split.waits, split.rests
     durations = [r["duration"] for r in runs if r.get("duration") is not None] or [float("nan")]
     startup = [w - d for w, d in idle_walls]
-    cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                      if line.startswith("model name")), "?")
     target = args.interval + 2
     p50, p99 = statistics.median(latencies), pct(latencies, 0.99)
     lines = [
         f"newswatch time-to-alert benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        f"machine: {cpu_model}, nproc {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}; "
+        f"machine: {machine()}; "
         f"load average (1 min) during the additions: {min(load):.2f}–{max(load):.2f} (shared machine)",
         f"command: python bench/time_to_alert.py --additions {args.additions} --interval {args.interval} "
         f"--seed {args.seed}",

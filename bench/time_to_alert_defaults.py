@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import signal
 import statistics
@@ -46,6 +45,7 @@ from alert_runs import pct, spawn_times, split_latencies, stop_run  # noqa: E402
 from crawl_overhead import NEWSWATCH, run_measured  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
 from replica_server import ReplicaServer  # noqa: E402
+from report import machine  # noqa: E402
 
 from newswatch.defaults import DEFAULT_INTERVAL, DEFAULT_JITTER  # noqa: E402
 
@@ -149,12 +149,10 @@ def main() -> int:
     per_idle_hour = idle_requests * passes_per_hour + 1 / 24  # robots.txt: once per 24 h when unchanged
     model_new = schedule_model(DEFAULT_INTERVAL, DEFAULT_JITTER, rests, rng)
     model_old = schedule_model(OLD_INTERVAL, OLD_JITTER, rests, rng)
-    cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                      if line.startswith("model name")), "?")
     p50, p99 = statistics.median(latencies), pct(latencies, 0.99)
     lines = [
         f"newswatch time to alert at the default settings — {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        f"machine: {cpu_model}, nproc {os.cpu_count()}, {platform.platform()}, Python {platform.python_version()}; "
+        f"machine: {machine()}; "
         f"load average {os.getloadavg()[0]:.2f} (shared machine)",
         f"command: python bench/time_to_alert_defaults.py --minutes {args.minutes:g} --articles {args.articles} "
         f"--seed {args.seed}",
