@@ -36,6 +36,8 @@ from pathlib import Path
 import psutil
 import redis
 from filelock import FileLock, Timeout
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from newswatch.errors import RedisUnavailable
 
@@ -45,6 +47,9 @@ START_TIMEOUT = 15.0   # seconds a starting server may take to answer
 BUSY_WAIT = 15.0       # seconds a live but busy server is waited for before giving up (never replaced)
 PROBE_TIMEOUT = 2.0
 STOPPER_NAME = "newswatch-stop"  # the connection name of a client stopping the embedded server
+# redis-py (5+) retries a failed command 3 times with backoff by default. A probe must answer at once, and
+# after SHUTDOWN the stopper would keep reconnecting to the socket the server just removed (~3-4 s per stop).
+_NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def own_client_name() -> str:
@@ -117,7 +122,7 @@ class EmbeddedRedis:
         finally:
             sock.close()
         client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=PROBE_TIMEOUT,
-                             socket_connect_timeout=PROBE_TIMEOUT)  # no retries
+                             socket_connect_timeout=PROBE_TIMEOUT, retry=_NO_RETRY)
         try:
             return ANSWERS if client.ping() else BUSY
         except (redis.RedisError, OSError):
@@ -230,7 +235,7 @@ class EmbeddedRedis:
         if not self._answers():
             return False
         client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=10, socket_connect_timeout=2,
-                             client_name=STOPPER_NAME)  # no retries
+                             client_name=STOPPER_NAME, retry=_NO_RETRY)
         pid = self.pid()
         try:
             if only_if_alone:
