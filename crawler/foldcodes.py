@@ -103,7 +103,7 @@ def fold_codes(text: str) -> np.ndarray | None:
     if not text:
         return np.zeros(0, dtype=np.uint16)
     codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
-    folded = first[codes]
+    folded = first.take(codes)  # (take: half the time of first[codes] on a text's few thousand codes)
     if folded.max() >= EXPAND:
         if (folded == STRINGS).any():
             return None
@@ -126,7 +126,7 @@ def marked_codes(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(squeezed, marked) code points of folded text: `marked` has the noise dropped and every clause end
     as a 0 (NUL is itself noise, so never in the text); `squeezed` is `marked` without the 0s."""
     _, second, digits, _ = tables()
-    marked = second[folded]
+    marked = second.take(folded)
     dots = np.flatnonzero(folded == 46)
     if len(dots):  # '.' ends a clause unless it is a decimal point (a digit on both sides; at either end
         # of the text, clipping makes the '.' its own neighbour, which is no digit)

@@ -215,7 +215,9 @@ def phrase_places(codes):
     row, col, starts, _, _ = _phrase_tables()
     if len(codes) < 2:
         return np.zeros(0, dtype=np.intp)
-    return np.flatnonzero(starts[row.take(codes[:-1], mode="clip") + col.take(codes[1:], mode="clip")])
+    pairs = row.take(codes[:-1], mode="clip")
+    pairs += col.take(codes[1:], mode="clip")
+    return np.flatnonzero(starts.take(pairs))
 
 
 def replace_phrases(folded: str, places) -> str:

@@ -54,6 +54,7 @@ def _fill(codes: np.ndarray, h: np.ndarray) -> np.ndarray:
     if len(codes) < SHINGLE:
         codes = np.concatenate([codes.astype(np.uint64), np.zeros(SHINGLE - len(codes), dtype=np.uint64)])
     n = len(h)
+    codes = codes.astype(np.uint64)  # once: a multiply on 16-bit codes casts them each time, a third slower
     np.multiply(codes[:n], _POSITION[0], out=h)
     scratch = np.empty_like(h)
     for i in range(1, SHINGLE):  # SHINGLE array operations, not one per shingle
@@ -112,7 +113,7 @@ def _column_votes(hashes: np.ndarray) -> np.ndarray:
     depth = min(_DEPTH, len(hashes))
     words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, -1)
     counts = words.sum(axis=0, dtype=np.uint64).view(np.uint8).reshape(-1, BITS)
-    return counts.sum(axis=0, dtype=np.int64)
+    return np.add.reduce(counts, axis=0, dtype=np.uint32)  # (at most _CHUNK a bit; uint32 sums twice as fast as int64)
 
 
 def distance(a: int, b: int) -> int:
