@@ -101,14 +101,13 @@ _BLAKE2B_4 = hashlib.blake2b(digest_size=4)
 def _sampled_clauses(pieces: list[str]) -> dict[int, int]:
     """{`_clause_hash`: length} of the clauses of DEDUPE_MIN_CLAUSE_CHARS characters or more whose hash
     is in the sample, the first of equal ones (`pieces`: the clauses, empty ones allowed)."""
-    least, fresh, digests = defaults.DEDUPE_MIN_CLAUSE_CHARS, _BLAKE2B_4.copy, []
-    kept = [clause for clause in pieces if len(clause) >= least]  # ~100 of ~150 a text
-    append = digests.append  # (the loop does nothing but hash: a fifth faster than appending lengths too)
-    for clause in kept:
-        h = fresh()
-        h.update(clause.encode("utf-8"))
-        append(h.digest())
-    lengths = list(map(len, kept))
+    least, fresh, digests, lengths = defaults.DEDUPE_MIN_CLAUSE_CHARS, _BLAKE2B_4.copy, [], []
+    for clause in pieces:  # ~150 a text
+        if len(clause) >= least:
+            h = fresh()
+            h.update(clause.encode("utf-8"))
+            digests.append(h.digest())
+            lengths.append(len(clause))
     hashes = np.frombuffer(b"".join(digests), dtype=">u4")
     kept = hashes % defaults.DEDUPE_CLAUSE_SAMPLE == 0
     # lengths travel as 16 bits; no real clause comes near that
