@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
@@ -147,6 +148,8 @@ INDEX_KEYS = defaults.DEDUPE_INDEX_KEYS
 CLAUSE_FIELD_BITS = 18  # of the 32-bit clause hash: the field; the other 14 go into the 2-byte posting
 _LOW_BITS = 32 - CLAUSE_FIELD_BITS
 _LOW_MASK = (1 << _LOW_BITS) - 1
+# the script's packed arguments after the fingerprint and block fields, and its settings
+_HEAD, _SETTINGS = struct.Struct(">IIIIIIH"), struct.Struct(">HHIII")
 
 
 def layout(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> tuple[bytes, bytes]:
@@ -208,6 +211,10 @@ class DedupeIndex:
         self._script = client.register_script(dedupe_lua.INDEX)
         self._upgrade_script = client.register_script(dedupe_lua.UPGRADE)
         self._upgraded = False
+        # the script's constant arguments, packed once (crawler/dedupe_lua.py: INDEX)
+        self._settings = _SETTINGS.pack(
+            defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE, defaults.DEDUPE_MIN_SHARED_CHARS,
+            self.min_chars, self.retention_days) + self.keys.reprints("").encode()
 
     @classmethod
     def from_settings(cls, client, settings) -> DedupeIndex:
@@ -248,21 +255,21 @@ class DedupeIndex:
         if not self._upgraded:
             self.upgrade(now)
         result = self._script(keys=self.window(now), args=self.script_args(mode, item_id, url, ev, now))
-        if int(result[0]) == 1:
-            reason, orig_id, orig_url, dist = result[1:5]
+        if isinstance(result, list):  # a new article's reply is its document number alone
+            reason, orig_id, orig_url, dist = result
             logger.debug("reprint of %s: %s (%s, distance %s)", orig_id, url, reason, dist)
             return Verdict(True, int(dist), orig_id.decode(), orig_url.decode(), fp, reason.decode())
         return Verdict(False, None, None, None, fp, "new")
 
     def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, now: float) -> list:
+        """The script's arguments (crawler/dedupe_lua.py: INDEX), packed into few."""
         today = int(now // DAY)
         ordered = longest_first(ev)  # (sorted once: both below need it)
         blocks, clauses = layout(ev, ordered)
-        return [mode, item_id, url, ev.simhash.to_bytes(8, "big"), ev.length, blocks, clauses, ev.weight,
-                defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE,
-                defaults.DEDUPE_MIN_SHARED_CHARS, self.min_chars, today, today - self.retention_days, int(now),
-                self.expires_in(today // self.period_days, now), self.retention_days, self.keys.reprints(""),
-                first_clauses(ev, ordered)]
+        head = ev.simhash.to_bytes(8, "big") + blocks + _HEAD.pack(
+            ev.length, ev.weight, today, today - self.retention_days, int(now),
+            self.expires_in(today // self.period_days, now), first_clauses(ev, ordered))
+        return [mode, item_id, url, head, clauses, self._settings]
 
     def upgrade(self, now: float | None = None) -> int:
         """Move the old per-day hashes of the window into the period hashes; the number of articles moved."""

@@ -16,20 +16,24 @@ article; the upgrade script below names them from the old records, the same way.
 """
 
 # KEYS: the period hashes of the retention window, newest first (KEYS[1]: today's, where inserts go).
-# ARGV: mode ("insert" | "check"), item id, url, fingerprint (8 bytes), length, the 4 block field names
-# (4 bytes each), clauses (field 4 + low 2 + length 2 bytes each, longest first), clause weight, max
-# distance, containment per mille, min shared chars, min chars, today, oldest day still in the window,
-# now (s), seconds until KEYS[1] expires, retention days, key prefix of reprint lists, and `first`: how
-# many of the longest clauses carry more than (1000 - per mille)/1000 of the weight. An article sharing at
-# least that share of the weight shares one of them (pigeonhole), so a lookup reads those clauses' fields
-# only, and the others' only in a period where some article shares enough of the first ones to qualify.
-# Returns {1, reason, original id, original url, distance} or {0, "new", document number or 0}.
+# ARGV: mode ("insert" | "check"), item id, url, the article (`head`: fingerprint (8 bytes), the 4 block
+# field names (4 bytes each), then length, clause weight, today, oldest day still in the window, now (s),
+# seconds until KEYS[1] expires (4 bytes each) and `first` (2 bytes, below)), clauses (field 4 + low 2 +
+# length 2 bytes each, longest first), the index's settings (`settings`: max distance, containment per mille
+# (2 bytes each), min shared chars, min chars, retention days (4 bytes each), then the key prefix of
+# reprint lists). Few packed arguments, not ~20 numbers: each one costs the client's packing and the
+# server's parsing. `first`: how many of the longest clauses carry more than (1000 - per mille)/1000 of the
+# weight. An article sharing at least that share of the weight shares one of them (pigeonhole), so a
+# lookup reads those clauses' fields only, and the others' only in a period where some article shares
+# enough of the first ones to qualify.
+# Returns the document number (0 when not inserted) for a new article, else {reason, original id, original
+# url, distance}: the common reply, an integer, is the cheapest to send and parse.
 INDEX = """
-local mode, item_id, url, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local len, bpacked, cpacked, weight = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
-local maxd, permille, min_shared = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
-local min_chars, today, min_day, now = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local ttl, retention, reprints_prefix, first_n = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18], tonumber(ARGV[19])
+local mode, item_id, url, head, cpacked = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local fp, bpacked = string.sub(head, 1, 8), string.sub(head, 9, 24)
+local len, weight, today, min_day, now, ttl, first_n = struct.unpack('>I4I4I4I4I4I4I2', head, 25)
+local maxd, permille, min_shared, min_chars, retention, pos0 = struct.unpack('>I2I2I4I4I4', ARGV[6])
+local reprints_prefix = string.sub(ARGV[6], pos0)
 
 local band, rshift = bit.band, bit.rshift
 local function popcount(x)  -- in parallel (SWAR): a lookup computes the distance to ~100 candidates at 1M
@@ -44,6 +48,7 @@ local function dist(h, l) return popcount(bit.bxor(hi, h)) + popcount(bit.bxor(l
 
 -- many clauses would overflow unpack's stack: Redis calls in slices
 local function hmget(key, names)
+  if #names <= 1000 then return redis.call('HMGET', key, unpack(names)) end
   local out = {}
   for i = 1, #names, 1000 do
     local part = redis.call('HMGET', key, unpack(names, i, math.min(i + 999, #names)))
@@ -169,22 +174,25 @@ if best then
   end
   local reason = 'simhash'
   if best.kind == 2 then reason = 'clauses' end
-  return {1, reason, orig_id, orig_url, best.dist}
+  return {reason, orig_id, orig_url, best.dist}
 end
-if mode ~= 'insert' then return {0, 'new', 0} end
+if mode ~= 'insert' then return 0 end
 
 local key = KEYS[1]
-if #rest_fields > 0 then  -- the old values of the fields the insert appends to and the lookup did not read
-  first_rest = first_rest or hmget(key, rest_fields)
-  for j = 1, #rest_fields do first[4 + first_n + j] = first_rest[j] end
+-- one HMGET for the counters and the old values of the fields the insert appends to and the lookup did
+-- not read, one HSET for everything: each redis.call has its own cost
+local day_field = 'c' .. today
+local names = {'n', day_field}
+if not first_rest then for j = 1, #rest_fields do names[2 + j] = rest_fields[j] end end
+local got = hmget(key, names)
+for j = 1, #rest_fields do
+  if first_rest then first[4 + first_n + j] = first_rest[j] else first[4 + first_n + j] = got[2 + j] end
 end
-local num = tonumber(redis.call('HGET', key, 'n') or '0') + 1
+local num = tonumber(got[1] or '0') + 1
 if num >= 16777216 then return redis.error_reply('dedupe index: period full (3-byte document numbers)') end
-redis.call('HSET', key, 'n', num)
-redis.call('HINCRBY', key, 'c' .. today, 1)
-redis.call('HSET', key, 'd' .. num, fp .. struct.pack('>I4I4I2', today, len, #item_id) .. item_id .. url)
+local pending = {n = num, [day_field] = tonumber(got[2] or '0') + 1}
+pending['d' .. num] = fp .. struct.pack('>I4I4I2', today, len, #item_id) .. item_id .. url
 local numb = struct.pack('>I3', num)
-local pending = {}
 for t = 1, 4 do pending[fields[t]] = (first[t] or '') .. fp .. numb end
 for j = 1, nc do
   local f = fields[4 + j]
@@ -199,7 +207,7 @@ for f, v in pairs(pending) do
 end
 if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 redis.call('EXPIRE', key, ttl)
-return {0, 'new', num}
+return num
 """
 
 # The per-day hashes of earlier versions (`keys.fp_bucket(day)`: `d<num>` records of fingerprint, clause
