@@ -76,6 +76,10 @@ def respond(request: BaseHTTPRequestHandler, status: int, body: bytes = b"", hea
     """Send one whole answer with its Content-Length (a client that hung up meanwhile is not an error:
     the fault tests make the crawler give up on purpose)."""
     try:
+        # Head and body go out in two writes: with Nagle on, the body waits for the ACK of the head, which
+        # the client's kernel delays ~40 ms on loopback. A real site's server does not stall so; this one
+        # must not either, or the benchmarks measure the stall (bench/crawl_overhead: 47 ms per request).
+        request.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.send_response(status)
         for name, value in (headers or {}).items():
             request.send_header(name, value)
