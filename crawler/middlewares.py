@@ -115,7 +115,7 @@ class RetryAfterMiddleware(RetryMiddleware):
         self.recorded, self.refused_at = True, time.monotonic()
         if deferral is not None:
             log.warning("%s answered %d (%s): no later pass asks the site anything before %s", url, status,
-                        asked_for(retry_after), deferral.summary(asked=True)["until"])
+                        asked_for(retry_after), deferral.until_text)
 
     @staticmethod
     def _keep(call):

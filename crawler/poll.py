@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from crawler.seen import SeenRecord
 from crawler.sites import load_profile
-from newswatch.retry_after import REFUSALS, Deferral, RetryAfterRecord
+from newswatch.retry_after import REFUSALS, Deferral, RetryAfterRecord, asked_for
 from newswatch.robots import RobotsCache
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,7 @@ def poll(settings, client, counters: tuple[str, ...], waits: RetryAfterRecord, r
         if answer.status in REFUSALS:
             result.deferral = deferral = waits.refused(answer.status, answer.header("Retry-After"))
             log.warning("%s answered %d (%s): no request to the site before %s", url, answer.status,
-                        f"Retry-After: {deferral.retry_after}" if deferral.retry_after else "no Retry-After",
-                        deferral.summary(asked=True)["until"])
+                        asked_for(deferral.retry_after), deferral.until_text)
             result.answers.clear()
             return result
         if refused_before:

@@ -23,7 +23,7 @@ from crawler.topic import load_topic
 from newswatch.connection import redis_session
 from newswatch.errors import CrawlFailed, CrawlInterrupted
 from newswatch.history import RunHistory
-from newswatch.retry_after import Deferral, RetryAfterRecord
+from newswatch.retry_after import Deferral, RetryAfterRecord, asked_for
 from newswatch.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ def poll_pass(settings, client, ask: bool = True) -> tuple[dict | None, dict]:
     waits = RetryAfterRecord(client, settings.keys, settings.site_url)
     earlier = waits.load()
     if earlier is not None and earlier.until > started:
-        log.info("no request to the site before %s: it answered %d earlier (%s)", earlier.summary(False)["until"],
-                 earlier.status, f"Retry-After: {earlier.retry_after}" if earlier.retry_after else "no Retry-After")
+        log.info("no request to the site before %s: it answered %d earlier (%s)", earlier.until_text,
+                 earlier.status, asked_for(earlier.retry_after))
         return _deferred(earlier, False, started), {}
     if not ask:
         return None, {}

@@ -62,10 +62,14 @@ class Deferral:
     wait: float  # seconds chosen when the site refused
     refusals: int  # in a row
 
+    @property
+    def until_text(self) -> str:
+        """`until` as the summaries and log lines show it (UTC, ISO 8601)."""
+        return datetime.fromtimestamp(self.until, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def summary(self, asked: bool) -> dict:
         """For a pass's summary: `asked` when this pass's own request was refused."""
-        until = datetime.fromtimestamp(self.until, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {**asdict(self), "until": until, "wait": round(self.wait, 1), "asked": asked}
+        return {**asdict(self), "until": self.until_text, "wait": round(self.wait, 1), "asked": asked}
 
 
 class RetryAfterRecord:
