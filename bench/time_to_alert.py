@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from alert_runs import pct, spawn_times, split_latencies, stop_run  # noqa: E402
 from crawl_overhead import NEWSWATCH, newswatch_env, run_measured  # noqa: E402
 from receiver import RecordingReceiver  # noqa: E402
-from replica_server import ReplicaServer  # noqa: E402
+from replica_server import ReplicaServer, fresh_number  # noqa: E402
 from report import machine, write_report  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789abcdef!!").decode()
@@ -83,7 +83,7 @@ def main() -> int:
                     time.sleep(0.2)
                 for i in range(args.additions):
                     time.sleep(rng.uniform(1.0, 1.5 * args.interval))
-                    article_id, at = server.call("add", (1000 + i, True))
+                    article_id, at = server.call("add", (fresh_number(i, after=args.initial, block=1), True))
                     added[f"daydaynews-{article_id}"] = at
                     load.append(os.getloadavg()[0])
                 deadline = time.time() + 3 * args.interval + 30
