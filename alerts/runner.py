@@ -6,8 +6,9 @@ never delays another. For each endpoint:
 
 * at start the runner re-reads its own pending entries (those it had read but not acknowledged before a
   crash) and schedules them at the time their retry record says;
-* each delivery thread takes a due retry, else reads up to `READ_BATCH` new entries itself (`XREADGROUP`,
-  blocking while there are none) and delivers them: no hand-over between threads (docs/performance.md);
+* each delivery thread takes a due retry (`schedule`: what this process holds), else reads up to
+  `READ_BATCH` new entries itself (`XREADGROUP`, blocking while there are none) and delivers them: no
+  hand-over between threads (docs/performance.md);
 * entries of a dead consumer that sit untouched for `webhook_claim_idle` seconds are taken over with
   `XAUTOCLAIM`; a live worker touches its own pending entries well within that time, so they stay its own;
 * `XACK` follows a successful delivery only; a failed attempt (whatever raised: `attempt`) is counted and
@@ -18,8 +19,6 @@ never delays another. For each endpoint:
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -33,6 +32,7 @@ from alerts.delivery import Sender
 from alerts.lease import ConsumerLease
 from alerts.membership import Membership
 from alerts.retry import RetryBook, RetryPolicy
+from alerts.schedule import Job, Schedule
 from newswatch.addresses import check_endpoint
 from newswatch.groups import ensure_group
 
@@ -44,8 +44,6 @@ MAX_SCHEDULED = 10_000  # entries waiting for a retry before reading new ones pa
 READ_BATCH = 8  # new entries a delivery thread reads at once
 ACK_WAIT = 0.2  # longest a thread holds an acknowledgement for its next read before sending it alone
 REDIS_ERROR_PAUSE = 1.0
-
-Job = tuple[str, "dict | None", bool]  # entry id, its fields (None: deleted from the stream), read new
 
 
 class EndpointRunner:
@@ -76,12 +74,8 @@ class EndpointRunner:
         self.member = Membership(client, self.stream, self.group, consumer_base)
         self.stats = {"delivered": 0, "failed_attempts": 0, "dead": 0, "claimed": 0}
         self._stats_lock = threading.Lock()
-        self._cv = threading.Condition()
-        self._heap: list[tuple[float, int, str, dict | None]] = []
-        self._seq = itertools.count()
-        self._known: set[str] = set()  # entry ids read, scheduled or in flight in this process
+        self.schedule = Schedule()
         self._suspects: set[str] = set()  # own pending ids unknown at the last heartbeat
-        self._interrupted: dict[str, int] = {}  # entry id -> deliveries in a row cut short by Redis errors
         self._stop = threading.Event()
         self._read_warned = 0.0
         self._disabled_until_check = 0.0
@@ -91,10 +85,8 @@ class EndpointRunner:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         halt = threading.Event()  # set when this run ends (stopped, or failed): the delivery threads return
-        with self._cv:  # a restart after an error begins from what Redis holds, not from memory
-            self._heap.clear()
-            self._known.clear()
-            self._suspects.clear()
+        self.schedule.clear()  # a restart after an error begins from what Redis holds, not from memory
+        self._suspects.clear()
         self.consumer = self.member.consumer = self.lease.acquire()
         threads = [threading.Thread(target=self._deliveries, args=(halt,), name=f"alerts-{self.name}-{n}",
                                     daemon=True) for n in range(self.concurrency)]
@@ -128,8 +120,7 @@ class EndpointRunner:
                     stop.wait(REDIS_ERROR_PAUSE)
         finally:
             halt.set()  # deliveries in flight finish; what was not started stays pending in Redis
-            with self._cv:
-                self._cv.notify_all()
+            self.schedule.wake_all()
             for thread in threads:  # each sends its last acknowledgements as it ends
                 if thread.is_alive():
                     thread.join(timeout=self.timeout * 2 + MAX_BLOCK + REDIS_ERROR_PAUSE * 5)
@@ -143,18 +134,12 @@ class EndpointRunner:
         with self._stats_lock:
             self.stats[name] += n
 
-    def _schedule(self, entry_id: str, fields: dict | None, due: float) -> None:
-        with self._cv:
-            self._known.add(entry_id)
-            heapq.heappush(self._heap, (due, next(self._seq), entry_id, fields))
-            self._cv.notify()
-
     def _schedule_recorded(self, entries) -> None:
         """Schedule entries at the time their retry records say (now, when they have none)."""
         states = self.book.get_many([entry_id for entry_id, _ in entries])
         for entry_id, fields in entries:
             state = states.get(entry_id)
-            self._schedule(entry_id, fields, state.next_at if state else 0.0)
+            self.schedule.add(entry_id, fields, state.next_at if state else 0.0)
 
     def _recover_own(self) -> None:
         """Entries this consumer read before a crash or restart: scheduled as their retry records say."""
@@ -170,12 +155,10 @@ class EndpointRunner:
         self.lease.refresh()
         unknown: set[str] = set()
         for ids in self.member.touch_own():
-            with self._cv:
-                page = [i for i in ids if i not in self._known]
-            for entry_id in page:  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
+            for entry_id in self.schedule.unknown(ids):  # e.g. taken by XAUTOCLAIM on Redis 6.2, which hides deleted ones
                 # adopted when unknown twice in a row: an entry a thread has just read is known by then
                 if entry_id in self._suspects:
-                    self._schedule(entry_id, self.member.entry(entry_id), 0.0)
+                    self.schedule.add(entry_id, self.member.entry(entry_id), 0.0)
                 else:
                     unknown.add(entry_id)
         self._suspects = unknown
@@ -183,8 +166,8 @@ class EndpointRunner:
     def _claim_stale(self) -> None:
         claimed = 0
         for page in self.member.claim_stale(self.claim_idle):
-            with self._cv:
-                fresh = [(entry_id, fields) for entry_id, fields in page if entry_id not in self._known]
+            unknown = set(self.schedule.unknown(entry_id for entry_id, _ in page))
+            fresh = [(entry_id, fields) for entry_id, fields in page if entry_id in unknown]
             self._schedule_recorded(fresh)
             claimed += len(fresh)
         if claimed:
@@ -199,8 +182,7 @@ class EndpointRunner:
             self._disabled_until_check = now + (DISABLED_POLL if self._disabled else MAX_BLOCK * 4)
             if was and not self._disabled:
                 log.info("endpoint %r was enabled again; delivering its waiting items", self.name)
-                with self._cv:
-                    self._cv.notify_all()
+                self.schedule.wake_all()
         return self._disabled
 
     # -- the delivery threads ------------------------------------------------------------------------
@@ -227,18 +209,13 @@ class EndpointRunner:
 
     def _next_jobs(self, acks: PendingAcks) -> list[Job]:
         """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
-        with self._cv:
-            now = time.time()
-            if self._heap and self._heap[0][0] <= now and not self._disabled:
-                _, _, entry_id, fields = heapq.heappop(self._heap)
-                return [(entry_id, fields, False)]
-            wait = min(MAX_BLOCK, self._heap[0][0] - now) if self._heap else MAX_BLOCK
-            paused = self._disabled or len(self._heap) >= MAX_SCHEDULED
+        due, wait, paused = self.schedule.take_due(time.time(), self._disabled, MAX_SCHEDULED, MAX_BLOCK)
+        if due is not None:
+            return [due]
         if paused:
             if acks.ids:
                 acks.exchange()
-            with self._cv:
-                self._cv.wait(timeout=max(wait, 0.01))
+            self.schedule.wait(max(wait, 0.01))
             return []
         entries = []
         if acks.ids:  # the acknowledgements go with a read; in a transaction it does not block
@@ -246,8 +223,7 @@ class EndpointRunner:
             entries = self.member.entries(reply)
         if not entries:
             entries = self.member.read_new(READ_BATCH, int(wait * 1000))
-        with self._cv:
-            self._known.update(entry_id for entry_id, _ in entries)
+        self.schedule.know(entry_id for entry_id, _ in entries)
         return [(entry_id, fields, True) for entry_id, fields in entries]
 
     def _read_failed(self, exc: Exception, halt: threading.Event) -> None:
@@ -269,21 +245,18 @@ class EndpointRunner:
             self._attempt(sender, acks, entry_id, fields, fresh)
         except Exception as exc:  # noqa: BLE001 - the bookkeeping failed (Redis down): keep the item
             # No attempt can be recorded in Redis now; the wait still grows with each interruption.
-            with self._cv:
-                streak = self._interrupted[entry_id] = self._interrupted.get(entry_id, 0) + 1
+            streak = self.schedule.interrupted(entry_id)
             delay = self.policy.delay(streak)
             log.warning("endpoint %r: delivery of entry %s interrupted (%s: %s); will try again in %.1fs",
                         self.name, entry_id, exc.__class__.__name__, exc, delay)
-            self._schedule(entry_id, fields, time.time() + delay)
+            self.schedule.add(entry_id, fields, time.time() + delay)
 
     def _forget(self, entry_id: str) -> None:
-        with self._cv:
-            self._known.discard(entry_id)
-            self._interrupted.pop(entry_id, None)
+        self.schedule.forget((entry_id,))
 
     def _attempt(self, sender: Sender, acks: PendingAcks, entry_id: str, fields: dict | None, fresh: bool) -> None:
         if self._disabled:  # read just before a 410 disabled the endpoint: it waits with the others
-            self._schedule(entry_id, fields, 0.0)
+            self.schedule.add(entry_id, fields, 0.0)
             return
         state = None
         if not fresh:  # a retry: still ours, and its record, in one round trip (with the acknowledgements)
@@ -312,7 +285,7 @@ class EndpointRunner:
             self._forget(entry_id)  # stopping: it stays pending and is resumed on the next start
         elif result.gone is not None:
             self._disable(result.gone)
-            self._schedule(entry_id, fields, 0.0)
+            self.schedule.add(entry_id, fields, 0.0)
         elif not result.delivered:
             self._failed(entry_id, fields, msg_id, data, state, result)
         else:
@@ -320,10 +293,7 @@ class EndpointRunner:
             self._count("delivered", 1)
 
     def _acked(self, entry_ids: list[str]) -> None:
-        with self._cv:
-            for entry_id in entry_ids:
-                self._known.discard(entry_id)
-                self._interrupted.pop(entry_id, None)
+        self.schedule.forget(entry_ids)
 
     def _failed(self, entry_id, fields, msg_id, data, state, result: Result) -> None:
         now = time.time()
@@ -338,10 +308,9 @@ class EndpointRunner:
         self.book.put(entry_id, state)
         log.warning("delivery of item %s to endpoint %r failed (attempt %d of %d): %s; next attempt in %.1fs",
                     msg_id, self.name, state.attempts, self.policy.max_attempts, result.error, state.next_at - now)
-        self._schedule(entry_id, fields, state.next_at)
+        self.schedule.add(entry_id, fields, state.next_at)
 
     def _disable(self, exc: Exception) -> None:
         mark_gone(self.client, self.keys, self.name, exc)
-        with self._cv:
-            self._disabled = True
-            self._disabled_until_check = time.monotonic() + DISABLED_POLL
+        self._disabled = True
+        self._disabled_until_check = time.monotonic() + DISABLED_POLL
