@@ -1,8 +1,8 @@
 """One webhook POST: connect to a checked address, send, read the answer, classify it.
 
-`Sender` holds one keep-alive connection and is used by one thread. Each new connection resolves the host
-once, checks every address (`safety`), and connects to that address while the request keeps the URL's
-host in its `Host` header and, for https, in the TLS server name and certificate check. Redirects are
+`Sender` holds one keep-alive connection (`transport`: HTTP/1.1 parsed in C; http.client was most of the
+worker's CPU) and is used by one thread. Each new connection resolves the host once, checks every address
+(`safety`), and connects to that address while the request keeps the URL's host in its `Host` header and, for https, in the TLS server name and certificate check. Redirects are
 never followed: a 3xx is a failed delivery (a receiver that moved must be reconfigured, and following a
 redirect would let it send signed items anywhere, including to private addresses).
 
@@ -13,16 +13,15 @@ Outcome of `deliver()`: it returns on success; otherwise it raises `EndpointGone
 
 from __future__ import annotations
 
-import http.client
 import logging
-import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from alerts.formats import Format, Request
 from alerts.safety import resolve
-from newswatch.errors import DeliveryError, EndpointGone
+from alerts.transport import Connection, host_header
+from newswatch.errors import ConnectionDropped, DeliveryError, EndpointGone, MalformedAnswer
 
 # A receiver's Retry-After reads as the site's does (RFC 9110 10.2.3: delta-seconds or an HTTP date; None
 # when absent or unreadable): one parser for both. Imported from here by tests/test_alerts_delivery.py.
@@ -36,61 +35,22 @@ MAX_BODY = 64 * 1024  # chat platforms answer in a few bytes; a huge answer is n
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: http.client.HTTPMessage
+    headers: dict[str, str]  # names in lower case
     body: bytes
-
-
-class _PinnedConnection(http.client.HTTPConnection):
-    """An HTTP connection to an address chosen (and checked) beforehand, not to whatever DNS says now."""
-
-    def __init__(self, host, port, *, addresses, connect_timeout, read_timeout, tls=None):
-        super().__init__(host, port, timeout=connect_timeout)
-        self._addresses = addresses
-        self._read_timeout = read_timeout
-        self._tls = tls
-
-    def connect(self):
-        error: OSError | None = None
-        for family, address in self._addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect((address, self.port))
-                break
-            except OSError as exc:
-                sock.close()
-                error = exc
-        else:
-            raise error or OSError("no address to connect to")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self._read_timeout)
-        if self._tls is not None:
-            sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-        self.sock = sock
-
-    def _send_output(self, message_body=None, encode_chunked=False):
-        # The head and a bytes body in one send, not two: one system call and one release of the GIL
-        # fewer per request, and the receiver reads it at once (http.client sent them together until 3.0).
-        if isinstance(message_body, bytes) and not encode_chunked:
-            self._buffer.extend((b"", b""))
-            message = b"\r\n".join(self._buffer) + message_body
-            del self._buffer[:]
-            self.send(message)
-            return
-        super()._send_output(message_body, encode_chunked)
 
 
 class Sender:
     """Posts requests over one reusable connection per (scheme, host, port). Not thread-safe: one per thread."""
 
-    def __init__(self, *, timeout: float, allow_private: bool):
+    def __init__(self, *, timeout: float, allow_private: bool, tls: ssl.SSLContext | None = None):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self.timeout = timeout
         self.allow_private = allow_private
-        self._conn: _PinnedConnection | None = None
+        self._conn: Connection | None = None
         self._origin: tuple | None = None
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls  # default: the system's trusted certificates (tests pass their own)
+        self._target_of: tuple[str, tuple] = ("", ())  # the last URL, its parts and request path (checked)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -98,39 +58,57 @@ class Sender:
         self._conn = None
         self._origin = None
 
-    def _connection(self, parts) -> tuple[_PinnedConnection, bool]:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+    def _connection(self, parts) -> Connection:
+        https = parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
         origin = (parts.scheme, parts.hostname, port)
-        if self._conn is not None and self._origin == origin:
-            return self._conn, True
+        conn = self._conn
+        if conn is not None and self._origin == origin and conn.open and not conn.dropped_while_idle():
+            return conn
         self.close()
         addresses = resolve(parts.hostname, port, allow_private=self.allow_private)
         tls = None
-        if parts.scheme == "https":
+        if https:
             if self._tls is None:
                 self._tls = ssl.create_default_context()
             tls = self._tls
-        self._conn = _PinnedConnection(parts.hostname, port, addresses=addresses,
-                                       connect_timeout=self.timeout, read_timeout=self.timeout, tls=tls)
+        self._conn = Connection.open_to(addresses, port, host_header(parts.hostname, port, 443 if https else 80),
+                                        timeout=self.timeout, max_body=MAX_BODY, tls=tls,
+                                        server_name=parts.hostname)
         self._origin = origin
-        return self._conn, False
+        return self._conn
+
+    def _target(self, url: str) -> tuple:
+        """The URL's parts and request path; the last URL's are kept (most formats post to one URL)."""
+        last, target = self._target_of
+        if url != last:
+            parts = urlsplit(url)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            if any(c <= " " or c == "\x7f" for c in path):  # as http.client: no request line can be split
+                raise ValueError("the URL's path holds a control character or a space")
+            target = (parts, path)
+            self._target_of = (url, target)
+        return target
 
     def post(self, request: Request) -> Response:
-        parts = urlsplit(request.url)
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        parts, path = self._target(request.url)
         for attempt in (1, 2):
-            conn, reused = self._connection(parts)
+            reused = False
             try:
-                conn.request("POST", path, body=request.body, headers=request.headers)
-                answer = conn.getresponse()
-                body = answer.read(MAX_BODY + 1)
-                if len(body) > MAX_BODY or answer.will_close:
-                    self.close()
-                return Response(answer.status, answer.headers, body[:MAX_BODY])
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                conn = self._connection(parts)
+                reused = conn.used
+                status, headers, body = conn.post(path, request.headers, request.body)
+                return Response(status, headers, body)
+            except ConnectionDropped:
                 self.close()
-                # A kept-alive connection the receiver had already closed: send once more on a fresh one.
+                # A kept-alive connection the receiver closed as the request went: send once more on a
+                # fresh one (it may have got the first: a repeat, which at-least-once allows).
                 if reused and attempt == 1:
+                    continue
+                raise DeliveryError("connection closed by the receiver before it answered") from None
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                self.close()
+                if reused and attempt == 1:  # the same, seen as a reset
                     continue
                 raise DeliveryError(f"connection closed by the receiver ({exc.__class__.__name__})") from None
             except TimeoutError:
@@ -139,10 +117,15 @@ class Sender:
             except ssl.SSLError as exc:
                 self.close()
                 raise DeliveryError(f"TLS failed: {exc.reason or exc.__class__.__name__}") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except MalformedAnswer as exc:
                 self.close()
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc.__class__.__name__
-                raise DeliveryError(f"connection failed: {reason}") from None
+                raise DeliveryError(str(exc)) from None
+            except OSError as exc:
+                self.close()
+                raise DeliveryError(f"connection failed: {exc.strerror or exc.__class__.__name__}") from None
+            except BaseException:
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
 

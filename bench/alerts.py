@@ -4,7 +4,10 @@
 
 1. Throughput, in rounds: the anchor (the same signed requests POSTed by the same number of threads over
    kept-alive connections with no Redis and no worker, i.e. the ceiling this receiver and machine allow),
-   then N items queued at once for the running worker, timed until the receiver has every webhook-id. The
+   then N items queued at once for the running worker, timed until the receiver has every webhook-id.
+   The named anchor (issue #14: "bare POSTs from the same number of threads") is Python's http.client, as
+   every client before this transport was; a second anchor makes the same POSTs through the worker's own
+   transport (alerts/transport.py), so each round gives the ratio against both. The
    items are queued by another process, as the crawler does (queueing 5,000 items from the worker's own
    process took its GIL for about 70 ms of each round). The ratio is taken per round (side by side) and
    reported as the median of the rounds.
@@ -26,15 +29,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import multiprocessing
 import os
 import platform
 import resource
+import socket
 import statistics
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -117,9 +123,50 @@ def item(n: int) -> dict:
             "simhash": "0123456789abcdef", "fetched_at": "2025-03-01T02:00:05+00:00", "views": 10, "images": []}
 
 
-def anchor(receiver: RemoteReceiver, n: int, threads: int) -> tuple[float, float]:
-    """The same signed requests, POSTed by `threads` threads with no Redis and no worker: requests/s, and
-    this process's CPU seconds per request."""
+class BareConnection(http.client.HTTPConnection):
+    """http.client's keep-alive connection, with the two settings any fast client has and the worker's
+    Sender had while it was built on http.client: TCP_NODELAY, and the head and body in one send (in two,
+    Nagle holds the body for the receiver's delayed ACK, ~40 ms a request on loopback)."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        self._buffer.extend((b"", b""))
+        message = b"\r\n".join(self._buffer) + message_body
+        del self._buffer[:]
+        self.send(message)
+
+
+class BareSender:
+    """The named anchor's client: one kept-alive http.client connection per thread, a POST, its answer."""
+
+    def __init__(self, url: str):
+        parts = urllib.parse.urlsplit(url)
+        self.path = parts.path
+        self.conn = BareConnection(parts.hostname, parts.port, timeout=10)
+
+    def post(self, request: Request) -> None:
+        self.conn.request("POST", self.path, body=request.body, headers=request.headers)
+        answer = self.conn.getresponse()
+        answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"the receiver answered the anchor {answer.status}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+ANCHORS = {  # name -> a client for one thread
+    "http.client": BareSender,
+    "transport": lambda url: Sender(timeout=10, allow_private=True),
+}
+
+
+def anchor(receiver: RemoteReceiver, n: int, threads: int, kind: str = "http.client") -> tuple[float, float]:
+    """The same signed requests, POSTed by `threads` threads with no Redis and no worker, through `kind`'s
+    client (ANCHORS): requests/s, and this process's CPU seconds per request."""
     fmt = StandardFormat(Endpoint(name="bench", url=receiver.url, secrets=(SECRET,), allow_private=True))
     entries = [stream_entry(item(i)) for i in range(n)]  # the bodies the worker sends: the item as queued
     requests = [fmt.request(json.loads(e["data"]), f"anchor-{i}", "2025-03-01T02:00:05.000Z", e["data"])
@@ -127,7 +174,7 @@ def anchor(receiver: RemoteReceiver, n: int, threads: int) -> tuple[float, float
     chunks = [requests[i::threads] for i in range(threads)]
 
     def post_all(chunk: list[Request]):
-        sender = Sender(timeout=10, allow_private=True)
+        sender = ANCHORS[kind](receiver.url)
         for request in chunk:
             sender.post(request)
         sender.close()
@@ -199,10 +246,12 @@ def profile(args, client, settings, receiver: RemoteReceiver) -> list[str]:
     per_call = {k: (v - before.get(k, 0)) / n for k, v in after.items() if v - before.get(k, 0) > n // 1000}
     rate, anchor_cpu = anchor(receiver, n, args.concurrency)
     final = resource.getrusage(resource.RUSAGE_SELF)
+    own_rate, own_cpu = anchor(receiver, n, args.concurrency, "transport")
     return [
         f"profile: a backlog of {n} items for the worker (concurrency {args.concurrency}), then the anchor",
-        f"  worker process CPU per delivery {cpu / n * 1e6:.0f} µs; anchor CPU per request {anchor_cpu * 1e6:.0f} µs "
-        f"({rate:.0f} requests/s)",
+        f"  worker process CPU per delivery {cpu / n * 1e6:.0f} µs; anchor (http.client) CPU per request "
+        f"{anchor_cpu * 1e6:.0f} µs ({rate:.0f} requests/s); anchor through the worker's transport "
+        f"{own_cpu * 1e6:.0f} µs ({own_rate:.0f} requests/s)",
         "  worker threads, CPU µs per delivery: " + ", ".join(
             f"{name} {t / n * 1e6:.0f}" for name, t in sorted(threads.items()) if name.startswith("alerts")),
         "  Redis commands per delivery: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(per_call.items())),
@@ -261,6 +310,7 @@ def main() -> int:
         rounds = []
         for r in range(args.rounds):
             ceiling, anchor_cpu = anchor(receiver, args.items, args.concurrency)
+            own, own_cpu = anchor(receiver, args.items, args.concurrency, "transport")
             start_wall, start_cpu = queue_items(args.redis_url, keys.items, r * args.items, args.items)
             if not receiver.wait(args.items, timeout=300):
                 print("the receiver did not get every item within 300 s", file=sys.stderr)
@@ -270,7 +320,8 @@ def main() -> int:
             wanted = {f"bench-{n}" for n in range(r * args.items, (r + 1) * args.items)}
             missing = len(wanted - {i for i, _ in got})
             elapsed = max(t for _, t in got) - start_wall
-            rounds.append((args.items / elapsed, ceiling, elapsed, len(got), missing, worker_cpu, anchor_cpu))
+            rounds.append((args.items / elapsed, ceiling, elapsed, len(got), missing, worker_cpu, anchor_cpu,
+                           own, own_cpu))
         start = args.rounds * args.items
 
         # 2. latency with an idle, waiting worker
@@ -291,18 +342,25 @@ def main() -> int:
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         ratios = [rate / ceiling for rate, ceiling, *_ in rounds]
+        own_ratios = [r[0] / r[7] for r in rounds]
         lines = [
             *header[:-1], header[-1] + f", at the end: {os.getloadavg()[0]:.1f}",
             f"command: python bench/alerts.py --items {args.items} --concurrency {args.concurrency} "
             f"--latency-items {args.latency_items} --rounds {args.rounds}",
             "",
             f"throughput, {args.items} queued items per round, Standard Webhooks signed, concurrency {args.concurrency};",
-            "each round: the anchor (the same requests as bare POSTs, same threads, no Redis), then the worker",
+            "each round: the anchor (the same requests as bare http.client POSTs, same threads, no Redis), the",
+            "same POSTs through the worker's transport (alerts/transport.py), then the worker",
             *(f"  round {i + 1}: worker {rate:6.0f} deliveries/s ({elapsed:.2f} s, {n} requests, {missing} missing)"
               f"   anchor {ceiling:6.0f} requests/s   ratio {rate / ceiling:.2f}"
-              f"   CPU per item: worker {w_cpu * 1e6:.0f} µs, anchor {a_cpu * 1e6:.0f} µs"
-              for i, (rate, ceiling, elapsed, n, missing, w_cpu, a_cpu) in enumerate(rounds)),
-            f"  ratio worker / anchor: median {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f})",
+              f"   transport anchor {own:6.0f} requests/s   ratio {rate / own:.2f}"
+              f"   CPU per item: worker {w_cpu * 1e6:.0f} µs, anchor {a_cpu * 1e6:.0f} µs, transport anchor "
+              f"{o_cpu * 1e6:.0f} µs"
+              for i, (rate, ceiling, elapsed, n, missing, w_cpu, a_cpu, own, o_cpu) in enumerate(rounds)),
+            f"  ratio worker / anchor (http.client): median {statistics.median(ratios):.2f} "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f})",
+            f"  ratio worker / transport anchor: median {statistics.median(own_ratios):.2f} "
+            f"(min {min(own_ratios):.2f}, max {max(own_ratios):.2f})",
             "",
             f"latency XADD → receipt, {len(latencies)} items added one at a time every 5 ms to an idle worker:",
             f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {latencies[-1]:.1f} ms",

@@ -67,5 +67,14 @@ class EndpointGone(DeliveryError):
         super().__init__(message, permanent=True)
 
 
+class ConnectionDropped(NewswatchError, ConnectionError):
+    """The receiver closed a connection before any byte of its answer: on a kept-alive connection, the
+    request may be sent again on a fresh one (a repeat is allowed, a loss is not)."""
+
+
+class MalformedAnswer(NewswatchError):
+    """A receiver's answer is not HTTP/1.1 this client can read, or was cut off in the middle."""
+
+
 class UnsafeEndpoint(NewswatchError):
     """A webhook URL resolves to a loopback, private, link-local or metadata address and that is not allowed."""
