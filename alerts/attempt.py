@@ -33,6 +33,9 @@ class Result:
     interrupted: bool = False  # a stop came while waiting for a rate-limit slot: nothing was sent
 
 
+DELIVERED = Result(delivered=True)  # one for every success: a frozen dataclass costs ~2 µs to build
+
+
 def read_item(data: str) -> dict:
     """The item of a stream entry's `data` field; ValueError when it is not a JSON object."""
     item = json.loads(data)
@@ -87,4 +90,4 @@ class EndpointDelivery:
             # an answer (or item) the code did not foresee: a bug to fix, but still only one attempt
             log.warning("endpoint %r: unexpected error delivering item %s", self.name, msg_id, exc_info=exc)
             return Result(error=f"{exc.__class__.__name__}: {exc}")
-        return Result(delivered=True)
+        return DELIVERED
