@@ -55,8 +55,15 @@ def event_time(entry_id: str) -> str:
         ms = streamids.millis(entry_id)
     except ValueError:
         ms = int(time.time() * 1000)
-    when = datetime.fromtimestamp(ms / 1000, timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(ms, 1000)
+    last, text = _last_second
+    if seconds != last:  # the entries a worker reads one after the other were mostly queued in the same second
+        text = datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "")
+        _last_second[:] = (seconds, text)  # may race with another thread: both write a correct pair
+    return f"{text}.{millis:03d}Z"
+
+
+_last_second = [None, ""]  # (seconds since the epoch, its ISO 8601 text): event_time's one-entry cache
 
 
 def summary_line(item: dict) -> str:

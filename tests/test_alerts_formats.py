@@ -179,3 +179,13 @@ def test_only_the_integer_zero_is_a_chat_delivery(redis_client, keys, make_setti
         stats = run_one(redis_client, keys, settings, receiver, len(rejections) + 1)
     assert stats["delivered"] == 1 and stats["failed_attempts"] == len(rejections)
     assert len(receiver.requests) == len(rejections) + 1
+
+
+def test_event_time_is_the_entry_ids_millisecond_in_utc():
+    from alerts.formats import event_time
+
+    # one after the other in the same second (the cached part), then another second, then back
+    ids = ["1740823205000-0", "1740823205001-3", "1740823205999-0", "1740823206000-0", "0-0", "1740823205042-1"]
+    assert [event_time(i) for i in ids] == [
+        "2025-03-01T10:00:05.000Z", "2025-03-01T10:00:05.001Z", "2025-03-01T10:00:05.999Z",
+        "2025-03-01T10:00:06.000Z", "1970-01-01T00:00:00.000Z", "2025-03-01T10:00:05.042Z"]
