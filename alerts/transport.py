@@ -7,7 +7,8 @@ client needs little of HTTP, and this module does only that:
 * a request with a Content-Length body, head and body in one write (TCP_NODELAY: nothing waits for an ACK);
 * an answer framed by Content-Length, by chunks, or by the end of the connection; interim 1xx answers
   skipped; `Connection: close` (or HTTP/1.0 without keep-alive) closes the connection after the answer;
-* at most `max_body` bytes of the body are kept; the connection is closed when there was more;
+* at most `max_body` bytes of the body are kept; the connection is closed when there was more; a head
+  longer than MAX_HEAD is refused (llhttp would buffer a header of any length);
 * timeouts on the connect and on each send and receive, as http.client's; on a plain connection they are
   the kernel's (SO_RCVTIMEO / SO_SNDTIMEO), which saves the poll() Python makes before each call otherwise.
 
@@ -30,6 +31,7 @@ import httptools
 from newswatch.errors import ConnectionDropped, MalformedAnswer
 
 RECV_SIZE = 65536
+MAX_HEAD = 64 * 1024  # bytes of status line and headers (1xx heads included) read before giving up, as http.client
 IDLE_CHECK = 1.0  # seconds idle after which a kept-alive connection is checked before it is used again
 
 
@@ -62,6 +64,7 @@ class Connection:
         self._seen = False  # any byte of the answer arrived
         self._eof_ends = False  # the answer has no length: it ends when the connection does
         self._keep_alive = False  # as the answer said (asked of the parser while it reads the answer)
+        self._head_done = False  # the final answer's headers are complete
         self._timeout = timeout
 
     @classmethod
@@ -131,7 +134,7 @@ class Connection:
         if head.count("\n") != breaks or head.count("\r") != breaks:
             raise ValueError("a header name or value holds a line break")
         self._status, self._headers, self._body, self._size = 0, {}, [], 0
-        self._complete = self._stray = self._seen = self._eof_ends = self._keep_alive = False
+        self._complete = self._stray = self._seen = self._eof_ends = self._keep_alive = self._head_done = False
         try:
             self.sock.sendall(head.encode("latin-1") + body)
             self._read()
@@ -146,6 +149,7 @@ class Connection:
 
     def _read(self) -> None:
         parser, recv = self._parser, self.sock.recv
+        head = 0
         while not self._complete:
             data = recv(RECV_SIZE)
             if not data:
@@ -156,6 +160,10 @@ class Connection:
                     raise ConnectionDropped("the receiver closed the connection without answering")
                 raise MalformedAnswer("the receiver closed the connection in the middle of its answer")
             self._seen = True
+            if not self._head_done:
+                head += len(data)
+                if head > MAX_HEAD:
+                    raise MalformedAnswer("the answer's head is too long")
             try:
                 parser.feed_data(data)
             except httptools.HttpParserUpgrade:
@@ -186,6 +194,7 @@ class Connection:
         if self._complete:
             return
         status = self._status = self._parser.get_status_code()
+        self._head_done = status >= 200
         if status >= 200 and status not in (204, 304):
             self._eof_ends = ("content-length" not in self._headers
                               and "chunked" not in self._headers.get("transfer-encoding", "").lower())

@@ -260,6 +260,19 @@ def test_a_huge_body_is_cut_and_the_connection_dropped(sender):
     assert server.connections == 2
 
 
+def test_an_endless_head_is_refused(sender):
+    def script(server, conn, rfile):
+        server.read(rfile)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: ")
+        for _ in range(100):  # 100 KiB of one header value, never ended
+            conn.sendall(b"a" * 1024)
+        server.release.wait(5)
+
+    with RawServer(script) as server:
+        with pytest.raises(DeliveryError, match="head is too long"):
+            sender.post(request(server.url))
+
+
 def test_a_header_with_a_line_break_is_refused_before_sending(sender):
     with RawServer(serve_each(OK)) as server:
         with pytest.raises(ValueError):
