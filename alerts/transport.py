@@ -31,7 +31,7 @@ import httptools
 from newswatch.errors import ConnectionDropped, MalformedAnswer
 
 RECV_SIZE = 65536
-MAX_HEAD = 64 * 1024  # bytes of status line and headers (1xx heads included) read before giving up, as http.client
+MAX_HEAD = 64 * 1024  # bytes of status line and headers (1xx heads included) read before giving up
 IDLE_CHECK = 1.0  # seconds idle after which a kept-alive connection is checked before it is used again
 
 
@@ -107,8 +107,9 @@ class Connection:
         a reset or stray bytes, none of which a request should be sent into."""
         if not self.used or time.monotonic() - self._idle_since < IDLE_CHECK:
             return False
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if not readable:
+        poller = select.poll()  # not select(): it fails on descriptors past 1023
+        poller.register(self.sock, select.POLLIN)
+        if not poller.poll(0):
             return False
         if not isinstance(self.sock, ssl.SSLSocket):
             return True
