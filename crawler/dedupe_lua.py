@@ -25,7 +25,7 @@ article; the upgrade script below names them from the old records, the same way.
 # server's parsing. `first`: how many of the longest clauses carry more than (1000 - per mille)/1000 of the
 # weight. An article sharing at least that share of the weight shares one of them (pigeonhole), so a
 # lookup reads those clauses' fields only, and the others' only in a period where some article shares
-# enough of the first ones to qualify.
+# enough of the first ones to qualify (half of their weight first, when that can rule the article out).
 # Returns the document number (0 when not inserted) for a new article, else {reason, original id, original
 # url, distance}: the common reply, an integer, is the cheapest to send and parse.
 INDEX = """
@@ -107,11 +107,31 @@ for j = 1, first_n do first_weight = first_weight + lens[j] end
 local rest_weight = weight - first_weight
 local lookup_fields = {}
 for i = 1, 4 + first_n do lookup_fields[i] = fields[i] end
-local rest_fields = {}
-for j = first_n + 1, nc do rest_fields[#rest_fields + 1] = fields[4 + j] end
+-- The other clauses, when some article is hopeful, in two halves of their weight (longest first): after the
+-- first half an article stays hopeful only while what it shares plus the weight still unread can reach the
+-- thresholds. A chance match of one long clause (a lookup in four at a million articles) then costs half
+-- the other fields of its period, not all of them; an article that stays hopeful whatever the first half
+-- holds (a reprint, as a rule) has both read in one call.
+local split, acc = nc, 0
+for j = first_n + 1, nc do
+  acc = acc + lens[j]
+  if acc * 2 >= rest_weight then split = j; break end
+end
+local half_left = rest_weight - acc  -- the weight after the first half
+local function qualifies(s) return s >= min_shared and s * 1000 >= permille * weight end
+local names_cache = {}
+local function clause_fields(from, to)  -- the field names of clauses from..to
+  local key = from * 65536 + to
+  if not names_cache[key] then
+    local out = {}
+    for j = from, to do out[#out + 1] = fields[4 + j] end
+    names_cache[key] = out
+  end
+  return names_cache[key]
+end
 
 -- best match: simhash matches beat clause matches; then smaller distance / larger share.
-local best, first, first_rest = nil, nil, nil
+local best, first = nil, nil
 for k = 1, #KEYS do
   local key = KEYS[k]
   -- the fields a lookup needs; an insert reads the others of KEYS[1] only once it knows it inserts (in a
@@ -151,25 +171,36 @@ for k = 1, #KEYS do
     for j = 1, first_n do scan(vals, j, shared, nil) end
     local hopeful = nil  -- articles that could still reach the thresholds with the other clauses
     for num, s in pairs(shared) do
-      local most = s + rest_weight
-      if most >= min_shared and most * 1000 >= permille * weight then
+      if qualifies(s + rest_weight) then
         hopeful = hopeful or {}
         hopeful[num] = true
       end
     end
-    if hopeful and #rest_fields > 0 then
-      local rest = vals
-      if #vals < 4 + nc then
-        rest = {}
-        local got = hmget(key, rest_fields)
-        for j = 1, #got do rest[4 + first_n + j] = got[j] end
-        if k == 1 then first_rest = got end
+    local from, to = first_n + 1, split
+    if hopeful then
+      for num in pairs(hopeful) do
+        if qualifies(shared[num] + half_left) then to = nc; break end  -- (the first half cannot drop it)
       end
-      for j = first_n + 1, nc do scan(rest, j, shared, hopeful) end
+    end
+    while hopeful and from <= to do
+      local got = hmget(key, clause_fields(from, to))
+      for j = 1, #got do vals[3 + from + j] = got[j] end  -- (KEYS[1]'s stay in `first` for an insert)
+      for j = from, to do scan(vals, j, shared, hopeful) end
+      if to < nc then
+        local still = nil
+        for num in pairs(hopeful) do
+          if qualifies(shared[num] + half_left) then
+            still = still or {}
+            still[num] = true
+          end
+        end
+        hopeful = still
+      end
+      from, to = to + 1, nc
     end
     for num, s in pairs(hopeful or {}) do
       s = shared[num]
-      if s >= min_shared and s * 1000 >= permille * weight and (best == nil or s > best.score
+      if qualifies(s) and (best == nil or s > best.score
           or (s == best.score and key == best.key and num < best.num)) then
         local r = record(key, num)
         if r and r.len >= min_chars then
@@ -201,12 +232,15 @@ local key = KEYS[1]
 -- one HMGET for the counters and the old values of the fields the insert appends to and the lookup did
 -- not read, one HSET for everything: each redis.call has its own cost
 local day_field = 'c' .. today
-local names = {'n', day_field}
-if not first_rest then for j = 1, #rest_fields do names[2 + j] = rest_fields[j] end end
-local got = hmget(key, names)
-for j = 1, #rest_fields do
-  if first_rest then first[4 + first_n + j] = first_rest[j] else first[4 + first_n + j] = got[2 + j] end
+local names, unread = {'n', day_field}, {}
+for j = first_n + 1, nc do
+  if first[4 + j] == nil then  -- (a field read and absent is false)
+    unread[#unread + 1] = 4 + j
+    names[#names + 1] = fields[4 + j]
+  end
 end
+local got = hmget(key, names)
+for i, at in ipairs(unread) do first[at] = got[2 + i] end
 local num = tonumber(got[1] or '0') + 1
 if num >= 16777216 then return redis.error_reply('dedupe index: period full (3-byte document numbers)') end
 local pending = {n = num, [day_field] = tonumber(got[2] or '0') + 1}

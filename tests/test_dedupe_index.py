@@ -4,7 +4,9 @@ per-day layout of earlier versions keeps finding the reprints of articles indexe
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from crawler import dedupe
-from crawler.dedupe import DAY, DedupeIndex, evidence
+from crawler.dedupe import DAY, DedupeIndex, decide, evidence, first_clauses, longest_first
 from newswatch import defaults
 from tests import test_dedupe as base
 from tests.test_dedupe import CORPUS, FOLLOW_UP, NOW, REPRINTS, STORY
@@ -135,3 +137,43 @@ def test_the_benchmarks_fast_fill_writes_what_check_and_insert_writes(client, ke
     # and the filled index answers as the product's: a reprint of article 7 (its evidence) is found
     verdict = via_fill.insert_evidence("again", "https://x/again", arts.evidence(7), now=NOW)
     assert verdict.duplicate and verdict.original_id == fill.item_id(7)
+
+
+def test_an_insert_after_a_partial_read_appends_to_every_field(client, keys):
+    """A chance match of one long clause makes an article hopeful, so the lookup reads the other clause fields,
+    a part of them at a time; the insert must still append to every field it writes, never overwrite one."""
+    fill = _bench_fill()
+    arts = fill.synthetic(20000, [evidence(d) for d in DOCS], np.random.default_rng(5), int(NOW // DAY))
+    index = DedupeIndex(client, keys)
+    fill.fill(index, arts, NOW)  # ~4 postings in each clause field: nothing to lose goes unnoticed
+
+    def setup():  # an original, and a new article quoting one of its clauses (found, not enough to be a reprint)
+        for a, b in itertools.permutations(DOCS[:12], 2):
+            ea = evidence(a)
+            for piece in sorted(re.split("[，。：；\n]", a), key=len, reverse=True)[:6]:
+                eb = evidence(b + "\n" + piece)
+                ordered = longest_first(eb)
+                first = dict(ordered[:first_clauses(eb, ordered)])
+                shared = sum(n for h, n in first.items() if h in ea.clauses)
+                most = shared + eb.weight - sum(first.values())
+                if shared and most >= defaults.DEDUPE_MIN_SHARED_CHARS and \
+                        most * 1000 >= defaults.DEDUPE_CONTAINMENT_PER_MILLE * eb.weight and not decide(ea, eb, 80)[0]:
+                    return a, b + "\n" + piece, eb
+        raise AssertionError("no article quoting one clause of another in the corpus sample")
+
+    a, b, eb = setup()
+    assert not index.check_and_insert("orig", "https://site/orig", a, now=NOW).duplicate
+    blocks, clauses = dedupe.layout(eb)
+    names = [blocks[i:i + 4] for i in range(0, 16, 4)] + [clauses[i:i + 4] for i in range(0, len(clauses), 8)]
+    key = index.window(NOW)[0]
+    before = dict(zip(names, client.hmget(key, names), strict=True))
+    num = int(client.hget(key, "n")) + 1
+    assert not index.check_and_insert("quote", "https://site/quote", b, now=NOW).duplicate
+    expected = {f: v or b"" for f, v in before.items()}
+    numb = num.to_bytes(3, "big")
+    for f in names[:4]:
+        expected[f] += eb.simhash.to_bytes(8, "big") + numb
+    for i in range(0, len(clauses), 8):
+        expected[clauses[i:i + 4]] += clauses[i + 4:i + 6] + numb
+    assert dict(zip(names, client.hmget(key, names), strict=True)) == expected
+    assert index.check(a, now=NOW).original_id == "orig"
