@@ -105,8 +105,9 @@ end
 local first_weight = 0
 for j = 1, first_n do first_weight = first_weight + lens[j] end
 local rest_weight = weight - first_weight
-local lookup_fields = {}
+local lookup_fields, block_fields = {}, {}
 for i = 1, 4 + first_n do lookup_fields[i] = fields[i] end
+for t = 1, 4 do block_fields[t] = fields[t] end
 -- The other clauses, when some article is hopeful, in two halves of their weight (longest first): after the
 -- first half an article stays hopeful only while what it shares plus the weight still unread can reach the
 -- thresholds. A chance match of one long clause (a lookup in four at a million articles) then costs half
@@ -135,8 +136,9 @@ local best, first = nil, nil
 for k = 1, #KEYS do
   local key = KEYS[k]
   -- the fields a lookup needs; an insert reads the others of KEYS[1] only once it knows it inserts (in a
-  -- hash of half a million fields each field read is a cache miss: most of a lookup's time)
-  local vals = hmget(key, lookup_fields)
+  -- hash of half a million fields each field read is a cache miss: most of a lookup's time). Once a
+  -- fingerprint matched, no clause match can beat it: the blocks alone
+  local vals = hmget(key, (best and best.kind == 1) and block_fields or lookup_fields)
   if k == 1 then first = vals end
   for t = 1, 4 do
     local v, pat, off = vals[t], string.sub(fp, 2 * t - 1, 2 * t), 2 * (t - 1)
