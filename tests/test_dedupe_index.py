@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from crawler import dedupe
-from crawler.dedupe import DAY, DedupeIndex, decide, evidence, first_clauses, longest_first
+from crawler.dedupe import DAY, DedupeIndex, Evidence, decide, evidence, first_clauses, longest_first
 from newswatch import defaults
 from tests import test_dedupe as base
 from tests.test_dedupe import CORPUS, FOLLOW_UP, NOW, REPRINTS, STORY
@@ -177,3 +177,17 @@ def test_an_insert_after_a_partial_read_appends_to_every_field(client, keys):
         expected[clauses[i:i + 4]] += clauses[i + 4:i + 6] + numb
     assert dict(zip(names, client.hmget(key, names), strict=True)) == expected
     assert index.check(a, now=NOW).original_id == "orig"
+
+
+def test_the_nearest_fingerprint_wins_across_periods(index):
+    """A fingerprint match in today's period does not end the search: an older period's nearer one wins (the
+    older periods are then read for their fingerprint blocks only)."""
+    x = 0x0123456789ABCDEF
+    older = Evidence(x, 900, {2 * n: 30 for n in range(1, 31)})
+    newer = Evidence(x ^ 0b1111, 900, {2 * n: 30 for n in range(100, 130)})  # 4 bits from `older`: not its reprint
+    assert not index.insert_evidence("older", "u-older", older, now=NOW - 20 * DAY).duplicate
+    assert not index.insert_evidence("newer", "u-newer", newer, now=NOW).duplicate
+    assert index.window(NOW)[0] != index.window(NOW - 20 * DAY)[0]  # two periods
+    query = Evidence(x ^ 0b1, 900, {2 * n: 30 for n in range(200, 230)})  # 1 bit from `older`, 3 from `newer`
+    verdict = index.insert_evidence("q", "u-q", query, now=NOW)
+    assert (verdict.original_id, verdict.distance, verdict.reason) == ("older", 1, "simhash")
