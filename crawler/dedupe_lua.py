@@ -110,7 +110,7 @@ for i = 1, 4 + first_n do lookup_fields[i] = fields[i] end
 for t = 1, 4 do block_fields[t] = fields[t] end
 -- The other clauses, when some article is hopeful, in two halves of their weight (longest first): after the
 -- first half an article stays hopeful only while what it shares plus the weight still unread can reach the
--- thresholds. A chance match of one long clause (a lookup in four at a million articles) then costs half
+-- thresholds. A chance match of one long clause (about a lookup in three at 1M articles) then costs half
 -- the other fields of its period, not all of them; an article that stays hopeful whatever the first half
 -- holds (a reprint, as a rule) has both read in one call.
 local split, acc = nc, 0
