@@ -10,7 +10,10 @@ client needs little of HTTP, and this module does only that:
 * at most `max_body` bytes of the body are kept; the connection is closed when there was more; a head
   longer than MAX_HEAD is refused (llhttp would buffer a header of any length);
 * timeouts on the connect and on each send and receive, as http.client's; on a plain connection they are
-  the kernel's (SO_RCVTIMEO / SO_SNDTIMEO), which saves the poll() Python makes before each call otherwise.
+  the kernel's (SO_RCVTIMEO / SO_SNDTIMEO), which saves the poll() Python makes before each call otherwise;
+  and, unlike http.client, one for the whole answer: a receiver that trickles it a byte at a time within
+  each receive's timeout is cut off at the first read past the timeout (so within twice the timeout),
+  instead of holding a delivery thread for as long as it likes.
 
 A receiver may close a kept-alive connection whenever it is idle; a request sent as it does so gets no
 answer at all (`ConnectionDropped`), and the caller may send it again on a fresh connection (a repeat is
@@ -138,7 +141,7 @@ class Connection:
         self._complete = self._stray = self._seen = self._eof_ends = self._keep_alive = self._head_done = False
         try:
             self.sock.sendall(head.encode("latin-1") + body)
-            self._read()
+            self._read(time.monotonic() + self._timeout)
         except BlockingIOError:  # SO_SNDTIMEO or SO_RCVTIMEO ran out
             raise TimeoutError("no answer in time") from None
         self.used = True
@@ -148,7 +151,7 @@ class Connection:
         body = b"".join(self._body)
         return self._status, self._headers, body[:self.max_body]
 
-    def _read(self) -> None:
+    def _read(self, deadline: float) -> None:
         parser, recv = self._parser, self.sock.recv
         head = 0
         while not self._complete:
@@ -176,6 +179,8 @@ class Connection:
                 raise MalformedAnswer(f"unreadable answer ({exc})") from None
             if self._size > self.max_body:  # the rest of a huge body is not worth reading
                 return
+            if not self._complete and time.monotonic() > deadline:
+                raise TimeoutError("the answer did not arrive in time")
 
     # -- httptools callbacks (one answer, and any interim 1xx answers before it) ----------------------
     def on_message_begin(self) -> None:

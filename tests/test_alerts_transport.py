@@ -251,6 +251,27 @@ def test_a_server_that_never_answers_times_out(sender):
     assert server.connections == 2
 
 
+def test_an_answer_trickled_within_each_receive_timeout_is_cut_off(sender):
+    # every byte comes well within the 0.3 s a receive may wait, but the whole answer would take 6 s
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n" + b"x" * 40
+    sent = []
+
+    def script(server, conn, rfile):
+        server.read(rfile)
+        for i in range(len(answer)):
+            if server.release.wait(0.1):
+                return
+            conn.sendall(answer[i:i + 1])
+            sent.append(i)
+
+    quick = Sender(timeout=0.3, allow_private=True)
+    with RawServer(script) as server:
+        with pytest.raises(DeliveryError, match="timeout"):
+            quick.post(request(server.url))
+        cut_at = len(sent)
+    assert 0 < cut_at < len(answer)  # bytes were arriving, and the answer was not waited out
+
+
 def test_a_huge_body_is_cut_and_the_connection_dropped(sender):
     big = b"x" * (MAX_BODY * 2)
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)
