@@ -34,8 +34,7 @@ import logging
 import struct
 import time
 from dataclasses import dataclass
-
-import numpy as np
+from itertools import compress
 
 from crawler import dedupe_lua, foldcodes, simhash
 from crawler import normalize as norm
@@ -91,32 +90,41 @@ def evidence(text: str) -> Evidence:
         squeezed, pieces = norm.squeeze(folded), norm.clauses(folded)
         return Evidence(simhash.fingerprint(squeezed), len(squeezed), _sampled_clauses(pieces))
     codes, pieces = fast
-    return Evidence(simhash.fingerprint_codes(codes), len(codes), _sampled_clauses(pieces))
+    return Evidence(simhash.fingerprint_codes(codes), len(codes), _sampled_clauses(pieces, len(codes) + len(pieces)))
 
 
 # A fresh 4-byte BLAKE2b, copied for each clause: a third cheaper than the constructor, which parses
 # its dozen keyword arguments every time (clause hashes are a quarter of the evidence's time).
 _BLAKE2B_4 = hashlib.blake2b(digest_size=4)
+# the sample keeps a clause when its hash is 0 modulo DEDUPE_CLAUSE_SAMPLE: for 2, the digest's last
+# byte is even; this table turns each last byte into 1 (kept) or 0, for `itertools.compress`
+_SAMPLE = defaults.DEDUPE_CLAUSE_SAMPLE
+_KEPT = bytes(int(b % _SAMPLE == 0) for b in range(256)) if 256 % _SAMPLE == 0 else None
 
 
-def _sampled_clauses(pieces: list[str]) -> dict[int, int]:
+def _sampled_clauses(pieces: list[str], longest: int | None = None) -> dict[int, int]:
     """{`_clause_hash`: length} of the clauses of DEDUPE_MIN_CLAUSE_CHARS characters or more whose hash
-    is in the sample, the first of equal ones (`pieces`: the clauses, empty ones allowed)."""
+    is in the sample, the first of equal ones (`pieces`: the clauses, empty ones allowed; `longest`: a
+    bound on their length, when the caller knows one)."""
     least, fresh, digests, lengths = defaults.DEDUPE_MIN_CLAUSE_CHARS, _BLAKE2B_4.copy, [], []
-    for clause in pieces:  # ~150 a text
+    for clause in pieces:  # ~150 a text; a plain loop is the fastest form measured (docs/dedupe.md)
         if len(clause) >= least:
             h = fresh()
             h.update(clause.encode("utf-8"))
             digests.append(h.digest())
             lengths.append(len(clause))
-    hashes = np.frombuffer(b"".join(digests), dtype=">u4")
-    kept = hashes % defaults.DEDUPE_CLAUSE_SAMPLE == 0
-    # lengths travel as 16 bits; no real clause comes near that
-    hashes, lengths = hashes[kept].tolist(), np.minimum(np.array(lengths, dtype=np.int64)[kept], 0xFFFF).tolist()
-    clauses = dict(zip(hashes, lengths, strict=True))
-    if len(clauses) < len(hashes):  # a clause twice: the first counts
+    joined = b"".join(digests)
+    hashes = struct.unpack(f">{len(digests)}I", joined)
+    if _KEPT is None:
+        kept = bytes(h % _SAMPLE == 0 for h in hashes)
+    else:  # (a sample that divides 256 depends on the last byte only: one C call for all the clauses)
+        kept = joined[3::4].translate(_KEPT)
+    if (max(lengths, default=0) if longest is None else longest) > 0xFFFF:
+        lengths = [min(n, 0xFFFF) for n in lengths]  # lengths travel as 16 bits; no real clause comes near
+    clauses = dict(zip(compress(hashes, kept), compress(lengths, kept), strict=True))
+    if len(clauses) < kept.count(1):  # a clause twice: the first counts
         clauses = {}
-        for h, n in zip(hashes, lengths, strict=True):
+        for h, n in zip(compress(hashes, kept), compress(lengths, kept), strict=True):
             clauses.setdefault(h, n)
     return clauses
 

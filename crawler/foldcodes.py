@@ -99,20 +99,11 @@ def tables():
 
 def fold_codes(text: str) -> np.ndarray | None:
     """The code points of `normalize.fold(text)` (16-bit), or None when the tables cannot fold `text` alone."""
-    first, _, _, expansions = tables()
     if not text:
         return np.zeros(0, dtype=np.uint16)
-    codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
-    folded = first.take(codes)  # (take: half the time of first[codes] on a text's few thousand codes)
-    if folded.max() >= EXPAND:
-        if (folded == STRINGS).any():
-            return None
-        # a few characters become several (… -> ..., 埠 -> 端口): spliced in (one in five corpus texts has one)
-        places = np.flatnonzero(folded == EXPAND).tolist()
-        pieces = [folded[:places[0]]]
-        for at, after in zip(places, places[1:] + [len(folded)], strict=True):
-            pieces += (expansions[int(codes[at])], folded[at + 1:after])
-        folded = np.concatenate(pieces)
+    folded = _folded_chars(text)
+    if folded is None:
+        return None
     places = norm.phrase_places(folded)
     if len(places):
         plain = folded.tobytes().decode("utf-16-le")
@@ -122,34 +113,76 @@ def fold_codes(text: str) -> np.ndarray | None:
     return folded
 
 
+def _folded_chars(text: str) -> np.ndarray | None:
+    """`fold_codes` before the Taiwan phrases: the characters folded one by one (`text` not empty)."""
+    first, _, _, expansions = tables()
+    codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
+    folded = first.take(codes)  # (take: half the time of first[codes] on a text's few thousand codes)
+    if folded.max() >= EXPAND:
+        if (folded == STRINGS).any():
+            return None
+        # a few characters become several (… -> ..., 埠 -> 端口): spliced in (one in five corpus texts has one)
+        places = (folded == EXPAND).nonzero()[0].tolist()
+        pieces = [folded[:places[0]]]
+        for at, after in zip(places, places[1:] + [len(folded)], strict=True):
+            pieces += (expansions[int(codes[at])], folded[at + 1:after])
+        folded = np.concatenate(pieces)
+    return folded
+
+
 def marked_codes(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(squeezed, marked) code points of folded text: `marked` has the noise dropped and every clause end
     as a 0 (NUL is itself noise, so never in the text); `squeezed` is `marked` without the 0s."""
     _, second, digits, _ = tables()
     marked = second.take(folded)
-    dots = np.flatnonzero(folded == 46)
-    if len(dots):  # '.' ends a clause unless it is a decimal point (a digit on both sides; at either end
-        # of the text, clipping makes the '.' its own neighbour, which is no digit)
-        before, after = folded.take(dots - 1, mode="clip"), folded.take(dots + 1, mode="clip")
-        marked[dots[digits[before] & digits[after]]] = DROP
+    _decimal_points(folded, marked, digits)
     marked = marked[marked != DROP]
     return marked[marked != 0], marked
 
 
+def _decimal_points(folded: np.ndarray, marked: np.ndarray, digits: np.ndarray) -> None:
+    """'.' ends a clause unless it is a decimal point (a digit on both sides): those become DROP in
+    `marked`. At either end of the text, clipping makes the '.' its own neighbour, which is no digit."""
+    dots = (folded == 46).nonzero()[0]
+    if len(dots):
+        before, after = folded.take(dots - 1, mode="clip"), folded.take(dots + 1, mode="clip")
+        marked[dots[digits[before] & digits[after]]] = DROP
+
+
 def evidence_parts(text: str) -> tuple[np.ndarray, list[str]] | None:
     """(code points of the squeezed text, its clauses, empty ones included) of `fold(text)`; or None
-    (see `fold_codes`)."""
-    folded = fold_codes(text)
+    (see `fold_codes`). `fold_codes` and `marked_codes` in one: the evidence's time is mostly small
+    array operations and Python calls, so this takes fewer of both (the phrase lookup without clipping,
+    `nonzero` without `flatnonzero`'s wrapper, the decimal-point masks only when the text has a '.')."""
+    if not text:
+        return np.zeros(0, dtype=np.uint16), [""]
+    folded = _folded_chars(text)
     if folded is None:
         return None
-    squeezed, marked = marked_codes(folded)
-    return squeezed, marked.tobytes().decode("utf-16-le").split("\0")
+    _, second, digits, _ = tables()
+    plain = None
+    if len(folded) >= 2:
+        row, col, starts, _, _ = norm.phrase_tables()
+        pairs = row.take(folded[:-1])  # (16-bit codes: never beyond the table, so no clipping)
+        pairs += col.take(folded[1:])
+        places = starts.take(pairs).nonzero()[0]
+        if len(places):  # (in nearly every text: common words start some phrase)
+            plain = folded.tobytes().decode("utf-16-le")
+            phrased = norm.replace_phrases(plain, places)
+            if phrased is not plain:
+                plain, folded = phrased, np.frombuffer(phrased.encode("utf-16-le"), dtype="<u2")
+    marked = second.take(folded)
+    if plain is None or "." in plain:
+        _decimal_points(folded, marked, digits)
+    marked = marked[marked != DROP]
+    return marked[marked != 0], marked.tobytes().decode("utf-16-le").split("\0")
 
 
 def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
-    """(code points of the squeezed text, the squeezed text, its clauses) of `fold(text)`, or None."""
-    folded = fold_codes(text)
-    if folded is None:
+    """(code points of the squeezed text, the squeezed text, its clauses) of `fold(text)`, or None:
+    what `evidence_parts` gives, in the string functions' form (tests/test_normalize_codes.py)."""
+    parts = evidence_parts(text)
+    if parts is None:
         return None
-    squeezed, marked = marked_codes(folded)
-    return squeezed, squeezed.tobytes().decode("utf-16-le"), [p for p in marked.tobytes().decode("utf-16-le").split("\0") if p]
+    squeezed, pieces = parts
+    return squeezed, squeezed.tobytes().decode("utf-16-le"), [p for p in pieces if p]

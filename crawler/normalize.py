@@ -157,7 +157,7 @@ def traditional_mask():
 
 _MERGED = {"么": "么", "麼": "么", "著": "着", "瞭": "了", "藉": "借", "揹": "背", "彷": "仿", "覆": "复", "甦": "苏", "鯰": "鲇", "鲶": "鲇"}
 _tw_chars = None  # str.translate table: the character-level conversion of `tw2sp`
-_tw_phrases = None  # Taiwan phrases, already character-converted and lower case (see _phrase_tables)
+_tw_phrases = None  # Taiwan phrases, already character-converted and lower case (see phrase_tables)
 
 
 def tw_chars() -> dict[int, str]:
@@ -177,7 +177,7 @@ def tw_chars() -> dict[int, str]:
     return _tw_chars
 
 
-def _phrase_tables():
+def phrase_tables():
     global _tw_phrases
     if _tw_phrases is None:
         from importlib.resources import files
@@ -212,7 +212,7 @@ def phrase_places(codes):
     """Where a Taiwan phrase's first two characters stand in the text of these code points (an array)."""
     import numpy as np
 
-    row, col, starts, _, _ = _phrase_tables()
+    row, col, starts, _, _ = phrase_tables()
     if len(codes) < 2:
         return np.zeros(0, dtype=np.intp)
     pairs = row.take(codes[:-1], mode="clip")
@@ -223,7 +223,7 @@ def phrase_places(codes):
 def replace_phrases(folded: str, places) -> str:
     """`folded` with the phrases at `places` (from `phrase_places`) replaced, left to right, the longest
     at each place; `folded` itself when none is replaced."""
-    _, _, _, by_pair, phrases = _phrase_tables()
+    _, _, _, by_pair, phrases = phrase_tables()
     out, done = [], 0
     for i in places.tolist():
         if i < done:
