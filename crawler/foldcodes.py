@@ -15,6 +15,7 @@ beyond the BMP, is one of the characters the tables leave to the string function
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 
@@ -23,7 +24,11 @@ import numpy as np
 from crawler import normalize as norm
 
 _tables = None
+_phrases = None
 _BMP = 0x10000
+# the codecs' own functions: `str.encode("utf-16-le")` and `bytes.decode` look the name up first (no fast
+# path for it), a third of a microsecond a call, three or four calls a text
+_ENCODE16, _DECODE16 = codecs.utf_16_le_encode, codecs.utf_16_le_decode
 
 
 def _char_table(chars: dict[int, str]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
@@ -116,7 +121,7 @@ def fold_codes(text: str) -> np.ndarray | None:
 def _folded_chars(text: str) -> np.ndarray | None:
     """`fold_codes` before the Taiwan phrases: the characters folded one by one (`text` not empty)."""
     first, _, _, expansions = tables()
-    codes = np.frombuffer(text.encode("utf-16-le", "surrogatepass"), dtype="<u2")
+    codes = np.frombuffer(_ENCODE16(text, "surrogatepass")[0], dtype="<u2")
     folded = first.take(codes)  # (take: half the time of first[codes] on a text's few thousand codes)
     if folded.max() >= EXPAND:
         if (folded == STRINGS).any():
@@ -149,33 +154,82 @@ def _decimal_points(folded: np.ndarray, marked: np.ndarray, digits: np.ndarray) 
         marked[dots[digits[before] & digits[after]]] = DROP
 
 
+def phrase_lookup():
+    """The Taiwan phrases (crawler/normalize.py: `phrase_tables`) as `evidence_parts` looks them up
+    (built on first use): `pairs`, for each code, two 16-bit numbers in one 32-bit word — the low one
+    numbers the characters that start a phrase (times a row width), the high one those that come second;
+    `starts`: for their sum modulo 2**16 (so 16-bit, half normalize's tables and their cache lines),
+    whether some phrase starts with such a pair. The sum wraps, so a few other pairs are flagged too,
+    which `replace` finds no phrase for. `replace`: UTF-16 bytes of a phrase's first two characters ->
+    (phrase, its replacement, both as UTF-16 bytes, the phrase's length, and the replacement's codes in
+    `marked_codes`' second table when the two are as long and hold no digit or '.', else None), the
+    longest first, as normalize's `replace_phrases` tries them."""
+    global _phrases
+    if _phrases is None:
+        _, second, digits, _ = tables()
+        _, _, _, by_pair, phrases = norm.phrase_tables()
+        firsts, seconds = sorted({p[0] for p in by_pair}), sorted({p[1] for p in by_pair})
+        low, high = np.zeros(_BMP, dtype=np.uint32), np.zeros(_BMP, dtype=np.uint32)
+        low[[ord(c) for c in firsts]] = np.arange(1, len(firsts) + 1) * (len(seconds) + 1) % 0x10000
+        high[[ord(c) for c in seconds]] = np.arange(1, len(seconds) + 1)
+        starts = np.zeros(0x10000, dtype=bool)
+        starts[[(low[ord(p[0])] + high[ord(p[1])]) % 0x10000 for p in by_pair]] = True
+        replace = {}
+        for pair, keys in by_pair.items():
+            entries = replace[_ENCODE16(pair)[0]] = []
+            for key in keys:
+                value = phrases[key]
+                plain = len(key) == len(value) and not any(c == "." or digits[ord(c)] for c in key + value)
+                entries.append((_ENCODE16(key)[0], _ENCODE16(value)[0], len(key),
+                                second[[ord(c) for c in value]] if plain else None))
+        _phrases = low | high << 16, starts, replace
+    return _phrases
+
+
 def evidence_parts(text: str) -> tuple[np.ndarray, list[str]] | None:
     """(code points of the squeezed text, its clauses, empty ones included) of `fold(text)`; or None
-    (see `fold_codes`). `fold_codes` and `marked_codes` in one: the evidence's time is mostly small
-    array operations and Python calls, so this takes fewer of both (the phrase lookup without clipping,
-    `nonzero` without `flatnonzero`'s wrapper, the decimal-point masks only when the text has a '.')."""
+    (see `fold_codes`). `fold_codes` and `marked_codes` in one, with fewer array operations and Python
+    calls (the evidence's time is mostly those): the phrases looked up in 16-bit tables (`phrase_lookup`)
+    and replaced in the UTF-16 bytes, a replacement as long as its phrase written straight into the
+    marked codes (most are: 建立 -> 创建), the decimal-point masks only when the text has a '.'."""
     if not text:
         return np.zeros(0, dtype=np.uint16), [""]
     folded = _folded_chars(text)
     if folded is None:
         return None
     _, second, digits, _ = tables()
-    plain = None
-    if len(folded) >= 2:
-        row, col, starts, _, _ = norm.phrase_tables()
-        pairs = row.take(folded[:-1])  # (16-bit codes: never beyond the table, so no clipping)
-        pairs += col.take(folded[1:])
-        places = starts.take(pairs).nonzero()[0]
-        if len(places):  # (in nearly every text: common words start some phrase)
-            plain = folded.tobytes().decode("utf-16-le")
-            phrased = norm.replace_phrases(plain, places)
-            if phrased is not plain:
-                plain, folded = phrased, np.frombuffer(phrased.encode("utf-16-le"), dtype="<u2")
     marked = second.take(folded)
-    if plain is None or "." in plain:
+    raw = None  # folded's UTF-16 bytes, once the phrases need them
+    if len(folded) >= 2:
+        pairs, starts, replace = phrase_lookup()
+        halves = pairs.take(folded).view(np.uint16)
+        places = starts.take(np.add(halves[0:-2:2], halves[3::2])).nonzero()[0]
+        if len(places):  # (in nearly every text: common words start some phrase, e.g. 工作 -> 工作管理员)
+            raw = folded.tobytes()
+            out, done, respliced = [], 0, False
+            for i in places.tolist():
+                if i < done:
+                    continue
+                at = 2 * i
+                for key, value, n, codes in replace.get(raw[at:at + 4], ()):
+                    if raw.startswith(key, at):
+                        out += (raw[2 * done:at], value)
+                        done = i + n
+                        if codes is None:
+                            respliced = True
+                        else:  # same length, no digit or '.': folded is the same for the decimal points
+                            marked[i:done] = codes
+                        break
+            if respliced:
+                out.append(raw[2 * done:])
+                raw = b"".join(out)
+                folded = np.frombuffer(raw, dtype="<u2")
+                marked = second.take(folded)
+    # (a '.' is the bytes 2E 00 at an even offset: their absence anywhere means no '.')
+    if raw is None or b".\0" in raw:
         _decimal_points(folded, marked, digits)
     marked = marked[marked != DROP]
-    return marked[marked != 0], marked.tobytes().decode("utf-16-le").split("\0")
+    return marked[marked != 0], _DECODE16(marked.tobytes())[0].split("\0")
 
 
 def squeezed_and_clauses(text: str) -> tuple[np.ndarray, str, list[str]] | None:
