@@ -41,7 +41,6 @@ import make_dedupe_set  # noqa: E402
 from simhash import Simhash  # noqa: E402  (PyPI package)
 
 from crawler import dedupe, foldcodes, simhash  # noqa: E402
-from crawler import normalize as norm  # noqa: E402
 from crawler.dedupe import evidence  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dedupe_speed.json"
@@ -93,7 +92,11 @@ def profile(docs: list[str], traditional: list[str]) -> None:
     """CPU µs per document of each step of `evidence`, each step timed alone over all documents (inputs
     made beforehand; best of 3), so the steps do not add up exactly to the whole; PyPI's per document too."""
     evidence(docs[0])
-    first = foldcodes.tables()[0]
+    pairs, starts, _ = foldcodes.phrase_lookup()
+
+    def phrase_starts(folded):
+        halves = pairs.take(folded).view(np.uint16)
+        return starts.take(np.add(halves[0:-2:2], halves[3::2])).nonzero()[0]
 
     def steps(texts: list[str]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -109,27 +112,21 @@ def profile(docs: list[str], traditional: list[str]) -> None:
 
         step("whole evidence", evidence, texts)
         step("PyPI Simhash(text), for comparison", Simhash, texts[:150])
-        step("fold: all of it (the rest of this group is in it)", foldcodes.fold_codes, texts)
-        codes = step("  text to UTF-16 code units", lambda t: np.frombuffer(t.encode("utf-16-le", "surrogatepass"), "<u2"), texts)
-        step("  NFKC + t2s characters + lower case: one lookup, flag check", lambda c: first[c].max(), codes)
-        folded = [foldcodes.fold_codes(t) for t in texts]
-        places = step("  Taiwan phrases: where they start", norm.phrase_places, folded)
-        step("  Taiwan phrases: replaced (str), back to code units", lambda fp: np.frombuffer(norm.replace_phrases(
-            fp[0].tobytes().decode("utf-16-le"), fp[1]).encode("utf-16-le"), "<u2") if len(fp[1]) else None,
-            list(zip(folded, places, strict=True)))
-        marked = step("squeeze, clause ends, decimal points (masks)", foldcodes.marked_codes, folded)
-        pieces = step("clauses split (decode, str.split)", lambda m: m[1].tobytes().decode("utf-16-le").split("\0"), marked)
-        step("clause hashes (BLAKE2b) and the sample", dedupe._sampled_clauses, pieces)
-        step("SimHash: fingerprint", lambda m: simhash.fingerprint_codes(m[0]), marked)
-        step("  shingle hashes", lambda m: simhash.code_hashes(m[0]), marked)
+        parts = step("fold, phrases, marks, clauses split (foldcodes.evidence_parts)", foldcodes.evidence_parts, texts)
+        folded = step("  to UTF-16; NFKC + t2s + lower case: one lookup, flag check", foldcodes._folded_chars, texts)
+        step("  Taiwan phrases: where they may start (16-bit pair lookup)", phrase_starts, folded)
+        step("  marks: noise and clause ends (one lookup), squeezed", foldcodes.marked_codes, folded)
+        step("  clauses split (decode, str.split)", lambda p: p[0].tobytes().decode("utf-16-le").split("\0"), parts)
+        step("clause hashes (BLAKE2b) and the sample", lambda p: dedupe._sampled_clauses(p[1], len(p[0]) + len(p[1])), parts)
+        step("SimHash: fingerprint", lambda p: simhash.fingerprint_codes(p[0]), parts)
+        step("  shingle hashes", lambda p: simhash.code_hashes(p[0]), parts)
         return out
 
     simplified, trad = steps(docs), steps(traditional)
-    print(f"{'CPU us per document (alone, best of 3)':<62} {'Simplified':>10} {'Traditional':>11}")
+    print(f"{'CPU us per document (alone, best of 3)':<66} {'Simplified':>10} {'Traditional':>11}")
     for name in simplified:
-        print(f"{name:<62} {simplified[name]:>10.1f} {trad[name]:>11.1f}")
-    clauses = sum(len([p for p in m[1].tobytes().decode("utf-16-le").split("\0") if len(p) >= 8])
-                  for m in map(foldcodes.marked_codes, map(foldcodes.fold_codes, docs)))
+        print(f"{name:<66} {simplified[name]:>10.1f} {trad[name]:>11.1f}")
+    clauses = sum(len([p for p in foldcodes.evidence_parts(d)[1] if len(p) >= 8]) for d in docs)
     print(f"(clauses hashed per Simplified document: {clauses / len(docs):.0f})")
 
 

@@ -19,6 +19,9 @@ TRICKY = [
     "İstanbul 會談", "ＡＢＣ１２３，全角：標點！", "㈠㈡ ℡ ㎏ ﬁ ½ ①", "資訊軟體網路，PN接面與價效比", "\t空白\u3000間隔 ",
     "美俄_會談__下划线", "ﾊﾝｶｸ カタカナ", "e\u0301 combining", "😀 astral 𠀀", "ᄀ\u1161 jamo",
     ".5开头", "结尾3.", "3.", ".3", ".", "3.4", "……3.…",
+    # Taiwan phrases (the bytes path) with decimal points and full stops: at the ends, next to a phrase,
+    # a few (looked at one by one) and many (by arrays)
+    ".5建立市場3.", "建立了3.5億美元的資料庫.下一句1.2.3", "工作.5建立", "資訊3．5軟體", "建立" + "1.5," * 12 + "x.y",
 ]
 
 
