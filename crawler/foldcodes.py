@@ -4,7 +4,9 @@ of regular expressions. `squeezed_and_clauses` returns exactly what `normalize.s
 `normalize.clauses(fold(t))` return (tests/test_normalize_codes.py compares them), or None for the rare
 text these tables cannot fold alone (a character outside the Basic Multilingual Plane, one whose NFKC
 form depends on its neighbours, or whose lower case does): the caller then takes the string functions.
-`evidence_parts` gives what crawler/dedupe.py: `evidence` needs from the same steps.
+`evidence_parts` gives what crawler/dedupe.py: `evidence` needs from the same steps, in one function
+(`squeezed_and_clauses` is built on it, so the comparison covers it); `fold_codes` and `marked_codes` are
+the same steps one by one (bench/dedupe_speed.py --profile times them).
 
 The tables (built on first use, ~0.2 s): for every BMP code point, its NFKC form, converted to Simplified
 (the character-level part of OpenCC `tw2sp`, as `fold` does) and lower-cased; whether it is "noise" for
