@@ -170,7 +170,7 @@ def phrase_lookup():
     global _phrases, _DIGIT_UNITS
     if _phrases is None:
         _, second, digits, _ = tables()
-        _DIGIT_UNITS = frozenset(_ENCODE16(chr(c))[0] for c in np.flatnonzero(digits).tolist() if c < 0xD800)
+        _DIGIT_UNITS = frozenset(_ENCODE16(chr(c))[0] for c in np.flatnonzero(digits).tolist())
         _, _, _, by_pair, phrases = norm.phrase_tables()
         firsts, seconds = sorted({p[0] for p in by_pair}), sorted({p[1] for p in by_pair})
         low, high = np.zeros(_BMP, dtype=np.uint32), np.zeros(_BMP, dtype=np.uint32)
