@@ -9,9 +9,11 @@ before APScheduler sees them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -51,6 +53,10 @@ def crontab_weekdays(field: str) -> str:
 
 
 def crontab_trigger(expr: str, timezone: str, jitter: int = 0) -> CronTrigger:
+    # lazy: every `newswatch crawl` loads the settings (this module checks NEWSWATCH_CRON), and importing
+    # APScheduler was more than half of the CLI's import time, paid by each idle pass for nothing
+    from apscheduler.triggers.cron import CronTrigger
+
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"expected 5 cron fields, got {len(fields)} in {expr!r}")
