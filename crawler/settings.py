@@ -42,6 +42,12 @@ def scrapy_settings(settings, *, baseline: bool = False, progress=None, worker: 
         # for every response: 100 tasks per article page, most of the pass's CPU in the profile. The
         # pipelines are synchronous, so items never overlapped anyway; one also keeps the release order.
         "CONCURRENT_ITEMS": 1,
+        # Responses waiting for their analysis stay in Scrapy's scraper slot, and the downloader stops when
+        # they add up to this many bytes. Scrapy's 5 MB is ~500 pages when the crawl downloads faster than
+        # the analysis process keeps up (no download delay): the crawler held them all, with their async
+        # generator chains, for the whole pass (+17 MiB peak RSS, and more for the GC to walk). 1 MB still
+        # keeps ~100 pages queued ahead of the analysis; with a download delay the queue never fills.
+        "SCRAPER_SLOT_MAX_ACTIVE_SIZE": 1_000_000,
         # Scrapy re-parses a generator callback's source (inspect + ast) on nearly every response to warn
         # about `return value` in generators: its cache is keyed by bound methods, a new one per request.
         # A development-time lint, 10% of a pass's CPU; the spider's callbacks never return values.
