@@ -102,18 +102,21 @@ def bare_child(site_url: str, concurrency: int, max_pages: int) -> None:
 
 # --- running and measuring a child ---------------------------------------------------------------------
 
-def run_measured(cmd: list[str], env: dict) -> tuple[dict, int, float, float]:
+def run_measured(cmd: list[str], env: dict) -> tuple[dict, int, float, float, float]:
     """Run a child; returns (its JSON summary, peak RSS of its process tree in bytes, wall seconds, CPU
-    seconds of the child and its descendants: user + system, independent of other load on the machine)."""
+    seconds of the child and its descendants: user + system, independent of other load on the machine,
+    and the child's own CPU seconds: the crawling process without its analysis process, as last sampled)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
-    peak = 0
+    peak, own = 0, 0.0
     while proc.poll() is None:
         try:
             total = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
             peak = max(peak, total)
+            times = ps.cpu_times()
+            own = times.user + times.system
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.05)
@@ -127,7 +130,7 @@ def run_measured(cmd: list[str], env: dict) -> tuple[dict, int, float, float]:
             summary = json.loads(line)
     if proc.returncode != 0 or summary is None:
         raise RuntimeError(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
-    return summary, peak, wall, cpu
+    return summary, peak, wall, cpu, own
 
 
 def served(server: ReplicaServer) -> dict:
@@ -220,7 +223,7 @@ def main() -> int:
                 cpu0 = server_cpu(server)
                 load = os.getloadavg()[0]
                 if kind == "bare":
-                    summary, peak, wall, cpu = run_measured(
+                    summary, peak, wall, cpu, own = run_measured(
                         [sys.executable, __file__, "--bare", server.url, "--concurrency", str(args.concurrency),
                          "--max-pages", str(args.max_pages)], dict(os.environ))
                     counts = {}
@@ -233,7 +236,7 @@ def main() -> int:
                                "import newswatch.cli; sys.exit(newswatch.cli.main())"]
                     with tempfile.TemporaryDirectory() as data_dir:
                         try:
-                            summary, peak, wall, cpu = run_measured(
+                            summary, peak, wall, cpu, own = run_measured(
                                 cmd, newswatch_env(args.redis_url, prefix, data_dir, server.url,
                                               args.concurrency, max_pages=args.max_pages))
                         finally:
@@ -242,11 +245,11 @@ def main() -> int:
                 pages = served(server)
                 n = pages["lists"] + pages["articles"]
                 results[kind].append({"pages": n, "duration": summary["duration"], "rate": n / summary["duration"],
-                                      "peak_rss": peak, "wall": wall, "cpu": cpu, "server_cpu": server_cpu(server) - cpu0,
+                                      "peak_rss": peak, "wall": wall, "cpu": cpu, "own_cpu": own, "server_cpu": server_cpu(server) - cpu0,
                                       "served": pages, "counts": counts, "load": load})
                 r = results[kind][-1]
                 print(f"  {kind:9s} {n} pages in {r['duration']:.2f} s = {r['rate']:.0f} pages/s; "
-                      f"crawler CPU {cpu:.2f} s; server CPU {r['server_cpu']:.2f} s; peak RSS {peak / 2**20:.0f} MiB; load {load:.2f}",
+                      f"crawler CPU {cpu:.2f} s (own process {own:.2f}); server CPU {r['server_cpu']:.2f} s; peak RSS {peak / 2**20:.0f} MiB; load {load:.2f}",
                       flush=True)
         profile_text = None
         if args.profile:
@@ -285,6 +288,8 @@ def main() -> int:
         f"{med('newswatch', 'cpu'):.2f}, bare {med('bare', 'cpu'):.2f}; pages per CPU second: newswatch "
         f"{statistics.median(r['pages'] / r['cpu'] for r in results['newswatch']):.0f}, bare "
         f"{statistics.median(r['pages'] / r['cpu'] for r in results['bare']):.0f} (a load-independent view)",
+        "CPU seconds of the crawling process alone (Scrapy's process, without the analysis process; sampled "
+        f"every 50 ms), median: newswatch {med('newswatch', 'own_cpu'):.2f}, bare {med('bare', 'own_cpu'):.2f}",
         f"replica server CPU seconds per crawl, median: newswatch {med('newswatch', 'server_cpu'):.2f}, "
         f"bare {med('bare', 'server_cpu'):.2f} (of the pass durations above: the server's share of one core)",
         f"pages served per crawl: newswatch {last['served']}, bare {results['bare'][-1]['served']}",
@@ -300,8 +305,9 @@ def main() -> int:
         lines += ["", f"before/after: the code in {args.before}, same rotation: "
                   f"{med('before', 'rate'):.0f} pages/s (runs: "
                   + ", ".join(f"{r['rate']:.0f}" for r in results["before"])
-                  + f"), CPU {med('before', 'cpu'):.2f} s, ratio to bare {med('before', 'rate') / bare:.2f}; "
-                  f"now {nw:.0f} pages/s, CPU {med('newswatch', 'cpu'):.2f} s"]
+                  + f"), CPU {med('before', 'cpu'):.2f} s (own process {med('before', 'own_cpu'):.2f}), "
+                  f"peak RSS {max(r['peak_rss'] for r in results['before']) / 2**20:.0f} MiB, ratio to bare {med('before', 'rate') / bare:.2f}; "
+                  f"now {nw:.0f} pages/s, CPU {med('newswatch', 'cpu'):.2f} s (own process {med('newswatch', 'own_cpu'):.2f})"]
     if profile_text:
         lines += ["", "profile: bench/results/crawl_overhead_profile.txt (pyinstrument on run_pass)"]
     write_report(lines, args.out)

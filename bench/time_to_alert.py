@@ -96,7 +96,7 @@ def main() -> int:
             # Start-up cost of one crawl child, measured with the daemon stopped: wall time vs pass duration.
             idle_walls = []
             for _ in range(3):
-                summary, _peak, wall, _cpu = run_measured([NEWSWATCH, "crawl", "--json", "--quiet"],
+                summary, _peak, wall, _cpu, _own = run_measured([NEWSWATCH, "crawl", "--json", "--quiet"],
                                                           {**env, "NEWSWATCH_LOG_LEVEL": "error"})
                 idle_walls.append((wall, summary["duration"]))
     finally:
