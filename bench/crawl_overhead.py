@@ -21,6 +21,8 @@ Pages per second = (list pages + article pages answered 200) / the pass's durati
 in both children: from before `CrawlerProcess` is built until the reactor stops (so newswatch's items,
 released when the pass is idle, are counted in). The two crawls alternate, `--repeat` times each; the
 median is reported. Peak RSS is the largest sum of RSS over the child's process tree, sampled every 50 ms.
+CPU seconds are given for the child's tree (user + system, its analysis process included) and for the
+crawling process alone (its own user + system at the last 50 ms sample).
 The replica server's CPU time is reported too, to show whether the server limits the anchor.
 
 With `--before DIR` (a checkout of an older commit, e.g. `git archive 9eb40b0 | tar -x -C DIR`), a third
