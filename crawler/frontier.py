@@ -39,6 +39,8 @@ except ImportError:  # only needed with NEWSWATCH_FRONTIER=redis
 
 log = logging.getLogger(__name__)
 
+# What the leader's run record reports for the whole pass: newswatch's counters, requests and bytes
+PASS_COUNTERS = ("newswatch/", "downloader/request_count", "downloader/response_bytes")
 IDLE_POLL = 0.2       # seconds between looks at the shared queue while this process has nothing to do
 
 
@@ -127,7 +129,9 @@ class SharedPass:
         self.joined = self.role == "leader"
         run_timeout = self.crawler.settings["NEWSWATCH"].run_timeout
         self.deadline = time.monotonic() + run_timeout
+        self.added: dict[str, int] = {}  # this process's counters already added to the pass's
         if self.role == "leader":
+            self.scheduler.server.delete(self.scheduler.keys.frontier_counts)  # before any worker can join
             self.scheduler.server.set(self.scheduler.keys.frontier_pass, os.getpid(), ex=run_timeout)
         self.renew = task.LoopingCall(self._renew)
         self.renew.start(max(1, self.scheduler.ttl // 3), now=False)
@@ -140,6 +144,7 @@ class SharedPass:
         if len(getattr(spider, "order", ())):
             return  # the spider is releasing its items first (its own idle handler keeps it open)
         scheduler, keys = self.scheduler, self.scheduler.keys
+        self._add_counts()  # before the idle mark: the leader ends the pass only when everyone's are in
         scheduler.mark_idle()
         if self.role == "leader":
             if len(scheduler.queue) == 0 and not scheduler.anyone_busy():
@@ -154,6 +159,27 @@ class SharedPass:
         self._poll_soon()
         raise DontCloseSpider
 
+    def _add_counts(self) -> None:
+        """Add what this process counted since it last went idle to the pass's counters."""
+        stats = self.crawler.stats.get_stats()
+        counted = {k: v for k, v in stats.items() if type(v) is int and k.startswith(PASS_COUNTERS)}
+        delta = {k: v - self.added.get(k, 0) for k, v in counted.items() if v != self.added.get(k, 0)}
+        if delta:
+            key = self.scheduler.keys.frontier_counts
+            pipe = self.scheduler.server.pipeline(transaction=False)
+            for name, n in delta.items():
+                pipe.hincrby(key, name, n)
+            pipe.expire(key, self.crawler.settings["NEWSWATCH"].run_timeout)
+            pipe.execute()
+            self.added = counted
+
+    def _take_pass_counts(self) -> None:
+        """Once, as the leader closes: its counters become the pass's. A worker may have fetched every list
+        page, and a leader judging by its own would call the pass failed ("no list page could be fetched")."""
+        stats = self.crawler.stats
+        for name, n in self.scheduler.server.hgetall(self.scheduler.keys.frontier_counts).items():
+            stats.set_value(name if isinstance(name, str) else name.decode(), int(n))
+
     def _poll_soon(self):
         # Scrapy's engine looks at an idle scheduler only on its 5-second heartbeat; a shared queue may
         # fill at any moment, so ask for a look sooner. (`_slot.nextcall` is the engine's own wake-up.)
@@ -166,5 +192,8 @@ class SharedPass:
     def spider_closed(self, spider, reason):
         if getattr(self, "renew", None) is not None and self.renew.running:
             self.renew.stop()
-        if self.role == "leader" and reason != "finished":
-            self.scheduler.server.delete(self.scheduler.keys.frontier_pass)
+        if self.role == "leader":
+            if reason != "finished":
+                self.scheduler.server.delete(self.scheduler.keys.frontier_pass)
+            self._add_counts()  # its last own ones (items released after the pass ended), then the pass's
+            self._take_pass_counts()

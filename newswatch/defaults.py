@@ -221,6 +221,12 @@ class Keys:
         """Set (with a TTL) while a shared pass is open: workers join it and stay until it ends."""
         return self._k("frontier", "pass")
 
+    @property
+    def frontier_counts(self) -> str:
+        """The counters of a shared pass (a hash), each process's added as it goes idle; the leader's run
+        record reports these, since any process may fetch any page (the list pages too)."""
+        return self._k("frontier", "counts")
+
     def frontier_active(self, member: str) -> str:
         """Set (with a TTL) while one process of a shared pass is busy."""
         return self._k("frontier", "active", member)
