@@ -73,7 +73,10 @@ def run(server: ReplicaServer, n: int, args, client: redis.Redis, frontier: str 
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "articles_fetched": len(per_path), "max_fetches": max(per_path.values(), default=0),
             "stream_entries": len(entries), "distinct_ids": len(ids), "max_per_id": max(ids.values(), default=0),
-            "new": sum(s["new"] for s in summaries), "per_process_fetched": [s["fetched"] for s in summaries],
+            # the leader's (process 0) counts are the whole pass's (crawler/frontier.py), a worker's its own
+            "new": summaries[0]["new"],
+            "per_process_fetched": [summaries[0]["fetched"] - sum(s["fetched"] for s in summaries[1:]),
+                                    *(s["fetched"] for s in summaries[1:])],
             "load": os.getloadavg()[0]}
 
 
@@ -117,7 +120,7 @@ def main() -> int:
         "on topic; concurrency per process " + str(args.concurrency),
         "",
         "processes frontier  pages  wall s  pages/s  speed-up  CPU s  max fetches/article  stream entries  ids  "
-        "max entries/id  new (sum)  fetched per process  load",
+        "max entries/id  new (pass)  fetched per process  load",
     ]
     for r in results:
         lines.append(f"{r['processes']:9d} {r['frontier']:8s} {r['pages']:5d}  {r['wall']:6.1f}  {r['rate']:7.0f}  "
