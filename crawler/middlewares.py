@@ -16,7 +16,8 @@ from scrapy.exceptions import IgnoreRequest
 from crawler.redis_client import RedisClient
 
 # one parser for the poll (which must not import Scrapy) and the middleware; tests import it from here
-from newswatch.retry_after import REFUSALS, RetryAfterRecord, asked_for, retry_after_seconds
+from newswatch.defaults import RETRY_AFTER_DEFAULT
+from newswatch.retry_after import REFUSALS, Deferral, RetryAfterRecord, asked_for, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class OriginGuardMiddleware:
 class RetryAfterMiddleware(RetryMiddleware):
     """Scrapy's retry, plus: on 429/503 with Retry-After, the whole site waits that long within this pass,
     up to NEWSWATCH_RETRY_AFTER_CAP (a pass must end); and the site's request is kept for the later passes.
+    A 429 without Retry-After waits the backoff the record gives it (also capped), never retries at once.
 
     The wait is applied to the download slot, so no other request to the site goes out before it ends.
     A 429, or a 503 with Retry-After, is recorded as the poll records one (newswatch/retry_after.py): the
@@ -95,14 +97,19 @@ class RetryAfterMiddleware(RetryMiddleware):
             header = response.headers.get(b"Retry-After")
             retry_after = header.decode("latin-1").strip() if header else None
             wait = retry_after_seconds(retry_after)
+            deferral = None
+            if response.status == 429 or retry_after:
+                deferral = self._record(request.url, response.status, retry_after)
+            if wait is None and response.status == 429:
+                # No Retry-After: the backoff later passes keep to (120 s, doubling per refusal in a row),
+                # not Scrapy's immediate retry into a site that just said it gets too many requests
+                wait = deferral.wait if deferral is not None else RETRY_AFTER_DEFAULT
             if wait is not None:
                 wait = min(wait, self.cap)
                 self._pause_slot(request, wait)
                 self.crawler.stats.inc_value("newswatch/retry_after")
                 self.crawler.stats.max_value("newswatch/retry_after_max_seconds", round(wait, 1))
                 log.info("%s answered %d: waiting %.1fs before the next request", request.url, response.status, wait)
-            if response.status == 429 or retry_after:
-                self._record(request.url, response.status, retry_after)
         elif self.recorded and request.meta.get(self.ASKED_AT, 0.0) > self.refused_at:
             self._keep(self.waits.clear)
             self.recorded = False
@@ -110,12 +117,13 @@ class RetryAfterMiddleware(RetryMiddleware):
             return super().process_response(request, response)
         return super().process_response(request, response, spider)
 
-    def _record(self, url: str, status: int, retry_after: str | None) -> None:
+    def _record(self, url: str, status: int, retry_after: str | None) -> Deferral | None:
         deferral = self._keep(lambda: self.waits.refused(status, retry_after))
         self.recorded, self.refused_at = True, time.monotonic()
         if deferral is not None:
             log.warning("%s answered %d (%s): no later pass asks the site anything before %s", url, status,
                         asked_for(retry_after), deferral.until_text)
+        return deferral
 
     @staticmethod
     def _keep(call):

@@ -163,6 +163,30 @@ def test_retry_after_is_capped(test_env, redis_client, keys):
     assert queued_ids(redis_client, keys) == GOOD
 
 
+def test_429_without_retry_after_waits_the_backoff_not_retried_at_once(test_env, redis_client, keys):
+    replica = small_site(victims=0)
+    arrivals, sent = timed(replica), []
+
+    def refuse_once(h):
+        if sent:
+            return False
+        answer(h, 429, b"slow down", {"Content-Type": "text/plain"})  # no Retry-After
+        sent.append(time.monotonic())
+        return True
+
+    replica.faults["/international?page=1"] = refuse_once
+    with replica:
+        code, summary, err = crawl(test_env, replica, NEWSWATCH_RETRY_AFTER_CAP=1)
+    assert code == 0, err
+    assert sent, "the fault was never hit"
+    # the backoff (120 s for a first refusal) capped at 1 s, where Scrapy alone retries at once; a lower
+    # bound, which load can only help
+    assert "answered 429: waiting 1.0s before the next request" in err, err
+    assert min(t for t, _ in arrivals if t > sent[0]) - sent[0] >= 1.0
+    assert summary["counts"]["retry_after"] == 1
+    assert queued_ids(redis_client, keys) == GOOD
+
+
 # --- 5xx: retried, recorded, retried on later passes, then given up ---------------------------------
 
 def test_5xx_is_retried_recorded_and_given_up_after_max_failures(test_env, redis_client, keys):
