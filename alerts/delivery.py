@@ -2,9 +2,10 @@
 
 `Sender` holds one keep-alive connection (`transport`: HTTP/1.1 parsed in C; http.client was most of the
 worker's CPU) and is used by one thread. Each new connection resolves the host once, checks every address
-(`safety`), and connects to that address while the request keeps the URL's host in its `Host` header and, for https, in the TLS server name and certificate check. Redirects are
-never followed: a 3xx is a failed delivery (a receiver that moved must be reconfigured, and following a
-redirect would let it send signed items anywhere, including to private addresses).
+(`safety`), and connects to that address while the request keeps the URL's host in its `Host` header
+and, for https, in the TLS server name and certificate check. Redirects are never followed: a 3xx is a
+failed delivery (a receiver that moved must be reconfigured, and following a redirect would let it send
+signed items anywhere, including to private addresses).
 
 Outcome of `deliver()`: it returns on success; otherwise it raises `EndpointGone` (410), `DeliveryError`
 (with `retry_after` from a 429/503 `Retry-After` header or a platform's rate-limit code), or

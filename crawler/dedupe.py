@@ -77,10 +77,6 @@ class Verdict:
     reason: str
 
 
-def _clause_hash(clause: str) -> int:
-    return int.from_bytes(hashlib.blake2b(clause.encode("utf-8"), digest_size=4).digest(), "big")
-
-
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
     text = text or ""  # site furniture was dropped by the caller, with the site profile (crawler/analyse.py)
@@ -103,9 +99,10 @@ _KEPT = bytes(int(b % _SAMPLE == 0) for b in range(256)) if 256 % _SAMPLE == 0 e
 
 
 def _sampled_clauses(pieces: list[str], longest: int | None = None) -> dict[int, int]:
-    """{`_clause_hash`: length} of the clauses of DEDUPE_MIN_CLAUSE_CHARS characters or more whose hash
-    is in the sample, the first of equal ones (`pieces`: the clauses, empty ones allowed; `longest`: a
-    bound on their length, when the caller knows one)."""
+    """{clause hash: length} of the clauses of DEDUPE_MIN_CLAUSE_CHARS characters or more whose hash is in
+    the sample, the first of equal ones (`pieces`: the clauses, empty ones allowed; `longest`: a bound on
+    their length, when the caller knows one). A clause's hash is the 4-byte BLAKE2b of its UTF-8, read
+    big-endian: the index stores these, so they never change."""
     least, fresh, digests, lengths = defaults.DEDUPE_MIN_CLAUSE_CHARS, _BLAKE2B_4.copy, [], []
     for clause in pieces:  # ~150 a text; a plain loop is the fastest form measured (docs/dedupe.md)
         if len(clause) >= least:
