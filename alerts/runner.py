@@ -80,6 +80,7 @@ class EndpointRunner:
         self._read_warned = 0.0
         self._disabled_until_check = 0.0
         self._disabled = False
+        self._disabled_lock = threading.Lock()  # a delivery thread's 410 against the housekeeping's check
 
     # -- housekeeping ----------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -177,10 +178,15 @@ class EndpointRunner:
     def _is_disabled(self) -> bool:
         now = time.monotonic()
         if now >= self._disabled_until_check:
-            was = self._disabled
-            self._disabled = bool(self.client.exists(self.disabled_key))
-            self._disabled_until_check = now + (DISABLED_POLL if self._disabled else MAX_BLOCK * 4)
-            if was and not self._disabled:
+            disabled = bool(self.client.exists(self.disabled_key))
+            with self._disabled_lock:
+                if self._disabled_until_check > now:
+                    # a delivery thread's 410 disabled the endpoint while Redis answered: an answer read
+                    # before its mark must not undo it (the item that met the 410 would be posted again)
+                    return self._disabled
+                was, self._disabled = self._disabled, disabled
+                self._disabled_until_check = now + (DISABLED_POLL if disabled else MAX_BLOCK * 4)
+            if was and not disabled:
                 log.info("endpoint %r was enabled again; delivering its waiting items", self.name)
                 self.schedule.wake_all()
         return self._disabled
@@ -312,5 +318,6 @@ class EndpointRunner:
 
     def _disable(self, exc: Exception) -> None:
         mark_gone(self.client, self.keys, self.name, exc)
-        self._disabled = True
-        self._disabled_until_check = time.monotonic() + DISABLED_POLL
+        with self._disabled_lock:
+            self._disabled = True
+            self._disabled_until_check = time.monotonic() + DISABLED_POLL

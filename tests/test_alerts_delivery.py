@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis
 
 from alerts.command import alerts_command
 from alerts.delivery import retry_after_seconds
-from newswatch.errors import UnsafeEndpoint
+from alerts.runner import EndpointRunner
+from newswatch.errors import EndpointGone, UnsafeEndpoint
 from tests.alerts_support import FAST, Answer, Receiver, item, publish, running_worker
 from tests.loopback import free_port
 from tests.waiting import wait_for
@@ -220,3 +222,33 @@ def test_replay_takes_the_runners_delivery_path(redis_client, keys, make_setting
         before = len(receiver.requests)
         assert alerts_command(settings, replay_dead=True) == 1  # disabled: kept without sending
         assert len(receiver.requests) == before
+
+
+class _RacedExists(redis.Redis):
+    """A real client whose EXISTS, once it has Redis's answer, first runs `race`: another thread acting
+    while the question was in flight (here: a delivery thread meeting a 410)."""
+
+    race = None
+
+    def exists(self, *names):
+        answer = super().exists(*names)
+        race, self.race = self.race, None
+        if race is not None:
+            race()
+        return answer
+
+
+def test_a_410_met_while_the_disabled_flag_is_checked_is_not_undone(redis_url, keys, make_settings):
+    # The housekeeping thread asked Redis "disabled?" (no) just before a delivery thread's 410 disabled
+    # the endpoint; writing its stale "no" afterwards re-enabled it, and the item that met the 410 was due
+    # at once, so it was posted again (tests/test_alerts_audit.py caught it, now and then).
+    settings = make_settings(NEWSWATCH_WEBHOOK_URL="http://127.0.0.1:9/hook", NEWSWATCH_WEBHOOK_ALLOW_PRIVATE="1")
+    client = _RacedExists.from_url(redis_url)
+    runner = EndpointRunner(client, settings, settings.endpoints[0], "race")
+    client.race = lambda: runner._disable(EndpointGone("HTTP 410 Gone"))
+    try:
+        assert runner._is_disabled()
+        assert runner._disabled  # what the delivery threads read before taking the next item
+        assert client.exists(keys.disabled("default"))
+    finally:
+        client.close()
