@@ -38,6 +38,7 @@ from itertools import compress
 
 from crawler import dedupe_lua, foldcodes, simhash
 from crawler import normalize as norm
+from crawler.packed_script import PackedScript
 from newswatch import defaults
 from newswatch.defaults import Keys
 
@@ -161,11 +162,29 @@ def layout(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> tuple[
     """The field names (and clause postings' low halves) the Lua script reads and writes for `ev`;
     `ordered`: `longest_first(ev)` when the caller has it. Block t: the fingerprint's 16-bit block t
     without its low 4 bits; a clause: "s", the field (3 bytes), the low bits (2) and the length (2)."""
-    fp = ev.simhash
-    blocks = b"".join(b"b%d" % t + ((fp >> (52 - 16 * t)) & 0xFFF).to_bytes(2, "big") for t in range(4))
-    clauses = b"".join([b"s" + ((h >> _LOW_BITS) << 32 | (h & _LOW_MASK) << 16 | n).to_bytes(7, "big")
-                        for h, n in (longest_first(ev) if ordered is None else ordered)])
-    return blocks, clauses
+    ordered = longest_first(ev) if ordered is None else ordered
+    return _blocks(ev.simhash), _clause_fields([(0xFFFF - n) << 32 | h for h, n in ordered])
+
+
+def _blocks(fp: int) -> bytes:
+    return b"".join(b"b%d" % t + ((fp >> (52 - 16 * t)) & 0xFFF).to_bytes(2, "big") for t in range(4))
+
+
+# A clause as one number that sorts longest first, ties by hash: (0xFFFF - length) << 32 | hash. The
+# script's arguments are built from these (one sort of ints, no key function: the call's Python is part of
+# the index's p99, docs/dedupe.md); `longest_first` is the readable form of the same order.
+_FIELD = 0x73 << 56  # "s"
+
+
+def _ordered_codes(ev: Evidence) -> list[int]:
+    return sorted([(0xFFFF - n) << 32 | h for h, n in ev.clauses.items()])
+
+
+def _clause_fields(codes: list[int]) -> bytes:
+    """Each clause as its 8 packed bytes: "s", field (3 bytes), low bits (2), length (2)."""
+    return struct.pack(f">{len(codes)}Q", *[
+        _FIELD | (c & 0xFFFFFFFF) >> _LOW_BITS << 32 | (c & _LOW_MASK) << 16 | (0xFFFF - (c >> 32))
+        for c in codes])
 
 
 def longest_first(ev: Evidence) -> list[tuple[int, int]]:
@@ -176,12 +195,16 @@ def longest_first(ev: Evidence) -> list[tuple[int, int]]:
 def first_clauses(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> int:
     """How many of the longest clauses carry more than (1000 - per mille)/1000 of the weight: an article
     holding DEDUPE_CONTAINMENT_PER_MILLE of the weight must share one of them."""
-    rest, taken = (1000 - defaults.DEDUPE_CONTAINMENT_PER_MILLE) * ev.weight, 0
-    for n, (_, length) in enumerate(longest_first(ev) if ordered is None else ordered, 1):
+    return _first_n([n for _, n in (longest_first(ev) if ordered is None else ordered)], ev.weight)
+
+
+def _first_n(lengths, weight: int) -> int:
+    rest, taken = (1000 - defaults.DEDUPE_CONTAINMENT_PER_MILLE) * weight, 0
+    for n, length in enumerate(lengths, 1):
         taken += length * 1000
         if taken > rest:
             return n
-    return len(ev.clauses)
+    return len(lengths)
 
 
 class DedupeIndex:
@@ -213,7 +236,8 @@ class DedupeIndex:
         self.retention_days = int(retention_days)
         self.period_days = defaults.fp_period_days(self.retention_days)
         self.min_chars = int(min_chars)
-        self._script = client.register_script(dedupe_lua.INDEX)
+        self._script = PackedScript(client, dedupe_lua.INDEX)
+        self._window_day, self._window = None, []
         self._upgrade_script = client.register_script(dedupe_lua.UPGRADE)
         self._upgraded = False
         # the script's constant arguments, packed once (crawler/dedupe_lua.py: INDEX)
@@ -233,7 +257,11 @@ class DedupeIndex:
 
     def window(self, now: float) -> list[str]:
         """The period hashes a lookup reads, today's first."""
-        return [key for key, _ in self.keys.fp_window(now, self.retention_days)]
+        today = int(now // DAY)
+        if today != self._window_day:  # (the same keys all day: named once)
+            self._window = [key for key, _ in self.keys.fp_window(now, self.retention_days)]
+            self._window_day = today
+        return list(self._window)
 
     def expires_in(self, period: int, now: float) -> int:
         """Seconds until a period hash expires: the end of its last day plus the retention."""
@@ -259,7 +287,7 @@ class DedupeIndex:
         now = time.time() if now is None else now
         if not self._upgraded:
             self.upgrade(now)
-        result = self._script(keys=self.window(now), args=self.script_args(mode, item_id, url, ev, now))
+        result = self._script(self.window(now), self.script_args(mode, item_id, url, ev, now))
         if isinstance(result, list):  # a new article's reply is its document number alone
             reason, orig_id, orig_url, dist = result
             logger.debug("reprint of %s: %s (%s, distance %s)", orig_id, url, reason, dist)
@@ -269,12 +297,12 @@ class DedupeIndex:
     def script_args(self, mode: str, item_id: str, url: str, ev: Evidence, now: float) -> list:
         """The script's arguments (crawler/dedupe_lua.py: INDEX), packed into few."""
         today = int(now // DAY)
-        ordered = longest_first(ev)  # (sorted once: both below need it)
-        blocks, clauses = layout(ev, ordered)
-        head = ev.simhash.to_bytes(8, "big") + blocks + _HEAD.pack(
-            ev.length, ev.weight, today, today - self.retention_days, int(now),
-            self.expires_in(today // self.period_days, now), first_clauses(ev, ordered))
-        return [mode, item_id, url, head, clauses, self._settings]
+        codes = _ordered_codes(ev)  # (sorted once: the fields and `first` both follow this order)
+        weight = ev.weight
+        head = ev.simhash.to_bytes(8, "big") + _blocks(ev.simhash) + _HEAD.pack(
+            ev.length, weight, today, today - self.retention_days, int(now),
+            self.expires_in(today // self.period_days, now), _first_n([0xFFFF - (c >> 32) for c in codes], weight))
+        return [mode, item_id, url, head, _clause_fields(codes), self._settings]
 
     def upgrade(self, now: float | None = None) -> int:
         """Move the old per-day hashes of the window into the period hashes; the number of articles moved."""
