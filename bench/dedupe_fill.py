@@ -193,7 +193,9 @@ def fill(index: DedupeIndex, arts: Articles, now: float) -> None:
         a, b = np.searchsorted(periods, [period, period + 1]).tolist()
         key = index.keys.fp_period(index.period_days, period).encode()
         send(index.client, _period(key, arts, a, b))
-        index.client.expire(key, index.expires_in(period, inserted_at(arts, b - 1, now)))
+        # the script sets a period's TTL at its inserts number 1, 1025, 2049, ...: the last of them here
+        last = a + (b - a - 1) // 1024 * 1024
+        index.client.expire(key, index.expires_in(period, inserted_at(arts, last, now)))
 
 
 def _period(key: bytes, arts: Articles, a: int, b: int) -> Iterator[bytes]:
