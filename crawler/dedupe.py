@@ -39,7 +39,7 @@ from itertools import compress
 from crawler import dedupe_lua, foldcodes, simhash
 from crawler import normalize as norm
 from crawler.packed_script import PackedScript
-from newswatch import defaults
+from newswatch import defaults, fp_periods
 from newswatch.defaults import Keys
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ CLAUSE_FIELD_BITS = 18  # of the 32-bit clause hash: the field; the other 14 go 
 _LOW_BITS = 32 - CLAUSE_FIELD_BITS
 _LOW_MASK = (1 << _LOW_BITS) - 1
 # the script's packed arguments after the fingerprint and block fields, and its settings
-_HEAD, _SETTINGS = struct.Struct(">IIIIIIH"), struct.Struct(">HHIII")
+_HEAD, _SETTINGS = struct.Struct(">IIIIIIH"), struct.Struct(">HHIIIIH")
 
 
 def layout(ev: Evidence, ordered: list[tuple[int, int]] | None = None) -> tuple[bytes, bytes]:
@@ -220,7 +220,8 @@ class DedupeIndex:
     retention. A lookup reads the periods that overlap the window — at most INDEX_KEYS (4), whatever the
     retention — and ignores records older than the retention (their day is in the record), so decisions are
     exactly those of a per-day window; an article's data leaves memory at most one period after that.
-    Changing the retention changes the period length and so starts an empty index.
+    Changing the retention changes the period length: the hashes of the old length are read too, in the
+    same layout, until they expire (newswatch/fp_periods.py), so what was indexed before stays found.
 
     Earlier versions kept one hash per day (`keys.fp_bucket(day)`); the first lookup of an index moves
     those of the window into the period hashes (atomically, day by day), so an upgrade keeps finding
@@ -241,9 +242,11 @@ class DedupeIndex:
         self._upgrade_script = client.register_script(dedupe_lua.UPGRADE)
         self._upgraded = False
         # the script's constant arguments, packed once (crawler/dedupe_lua.py: INDEX)
+        lengths_key = self.keys.fp_lengths.encode()
         self._settings = _SETTINGS.pack(
             defaults.DEDUPE_MAX_DISTANCE, defaults.DEDUPE_CONTAINMENT_PER_MILLE, defaults.DEDUPE_MIN_SHARED_CHARS,
-            self.min_chars, self.retention_days) + self.keys.reprints("").encode()
+            self.min_chars, self.retention_days, self.period_days, len(lengths_key)) + lengths_key + (
+            self.keys.reprints("").encode())
 
     @classmethod
     def from_settings(cls, client, settings) -> DedupeIndex:
@@ -259,7 +262,8 @@ class DedupeIndex:
         """The period hashes a lookup reads, today's first."""
         today = int(now // DAY)
         if today != self._window_day:  # (the same keys all day: named once)
-            self._window = [key for key, _ in self.keys.fp_window(now, self.retention_days)]
+            # (with the hashes an earlier retention wrote, while they hold days of the window)
+            self._window = [key for key, _ in fp_periods.window(self.client, self.keys, now, self.retention_days)]
             self._window_day = today
         return list(self._window)
 

@@ -15,13 +15,15 @@ keep a lookup's scan short at a million articles. Python (`dedupe.py: layout`) n
 article; the upgrade script below names them from the old records, the same way.
 """
 
-# KEYS: the period hashes of the retention window, newest first (KEYS[1]: today's, where inserts go).
+# KEYS: the period hashes of the retention window, newest first (KEYS[1]: today's, where inserts go), then
+# any an earlier retention (another period length) wrote that still hold days of the window: same layout.
 # ARGV: mode ("insert" | "check"), item id, url, the article (`head`: fingerprint (8 bytes), the 4 block
 # field names (4 bytes each), then length, clause weight, today, oldest day still in the window, now (s),
 # seconds until KEYS[1] expires (4 bytes each) and `first` (2 bytes, below)), clauses (field 4 + low 2 +
 # length 2 bytes each, longest first), the index's settings (`settings`: max distance, containment per mille
-# (2 bytes each), min shared chars, min chars, retention days (4 bytes each), then the key prefix of
-# reprint lists). Few packed arguments, not ~20 numbers: each one costs the client's packing and the
+# (2 bytes each), min shared chars, min chars, retention days, period days (4 bytes each), the length of
+# the next key's name (2 bytes), the set of period lengths in use (`keys.fp_lengths`), then the key prefix
+# of reprint lists). Few packed arguments, not ~20 numbers: each one costs the client's packing and the
 # server's parsing. `first`: how many of the longest clauses carry more than (1000 - per mille)/1000 of the
 # weight. An article sharing at least that share of the weight shares one of them (pigeonhole), so a
 # lookup reads those clauses' fields only, and the others' only in a period where some article shares
@@ -32,8 +34,9 @@ INDEX = """
 local mode, item_id, url, head, cpacked = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local fp, bpacked = string.sub(head, 1, 8), string.sub(head, 9, 24)
 local len, weight, today, min_day, now, ttl, first_n = struct.unpack('>I4I4I4I4I4I4I2', head, 25)
-local maxd, permille, min_shared, min_chars, retention, pos0 = struct.unpack('>I2I2I4I4I4', ARGV[6])
-local reprints_prefix = string.sub(ARGV[6], pos0)
+local maxd, permille, min_shared, min_chars, retention, period_days, lk, pos0 =
+  struct.unpack('>I2I2I4I4I4I4I2', ARGV[6])
+local lengths_key, reprints_prefix = string.sub(ARGV[6], pos0, pos0 + lk - 1), string.sub(ARGV[6], pos0 + lk)
 local find, sunpack = string.find, struct.unpack  -- (locals: the scans below call them per candidate)
 
 local band, rshift = bit.band, bit.rshift
@@ -264,6 +267,10 @@ if #flat > 0 then redis.call('HSET', key, unpack(flat)) end
 -- the period's end never moves: its first insert sets it, and every 1024th again (a TTL lost to an
 -- operator's PERSIST comes back); an EXPIRE on every insert was 2-3 % of the insert's time
 if num % 1024 == 1 then redis.call('EXPIRE', key, ttl) end
+if num == 1 then  -- the period lengths in use, so that a changed retention still reads this one (newswatch/fp_periods.py)
+  redis.call('SADD', lengths_key, period_days)
+  redis.call('EXPIRE', lengths_key, (retention + period_days) * 86400)
+end
 return num
 """
 

@@ -141,14 +141,25 @@ class Keys:
         its fields `c<day>` count the articles indexed each day (crawler/dedupe_lua.py: the layout)."""
         return self._k("fpp", str(period_days), str(period))
 
-    def fp_window(self, now: float, retention_days: int) -> list[tuple[str, range]]:
+    def fp_window(self, now: float, retention_days: int, size: int | None = None) -> list[tuple[str, range]]:
         """The period hashes a lookup reads at `now` (epoch seconds), today's first, each with the days of the
-        retention window it holds."""
-        size = fp_period_days(retention_days)
+        retention window it holds; `size`: periods of another length than this retention's (those an
+        earlier retention wrote: newswatch/fp_periods.py)."""
+        size = fp_period_days(retention_days) if size is None else size
         today = int(now // 86400)
         first = today - retention_days
         return [(self.fp_period(size, p), range(max(p * size, first), min((p + 1) * size - 1, today) + 1))
                 for p in range(today // size, first // size - 1, -1)]
+
+    @property
+    def fp_periods_pattern(self) -> str:
+        """SCAN pattern of every period hash, whatever its length."""
+        return self._k("fpp", "*")
+
+    @property
+    def fp_lengths(self) -> str:
+        """Set of the period lengths (days) the index has written (newswatch/fp_periods.py)."""
+        return self._k("fpp-lengths")
 
     def reprints(self, item_id: str) -> str:
         """List of reprint URLs recorded against an original item."""

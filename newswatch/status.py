@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import redis
 
-from newswatch import streamids
+from newswatch import fp_periods, streamids
 from newswatch.connection import redis_session, redis_url
 from newswatch.defaults import Keys
 from newswatch.history import RunHistory
@@ -86,7 +86,7 @@ def fingerprint_count(client: redis.Redis, keys: Keys, retention_days: int, now:
     """Articles in the dedupe index within its retention window: the per-day counts `c<day>` of the period
     hashes, plus the per-day hashes of earlier versions not yet moved (crawler/dedupe.py: `upgrade`)."""
     now = time.time() if now is None else now
-    window = keys.fp_window(now, retention_days)
+    window = fp_periods.window(client, keys, now, retention_days)  # (hashes of an earlier retention too)
     pipe = client.pipeline(transaction=False)
     for key, days in window:
         pipe.hmget(key, [f"c{day}" for day in days])

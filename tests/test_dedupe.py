@@ -221,12 +221,13 @@ def test_fingerprints_leave_the_window_after_the_retention(index, client, keys):
     assert not index.check_and_insert("a2", "u2", REPRINTS["edited"], now=later).duplicate
 
 
-def test_only_the_period_key_and_the_reprint_list_are_written(index, client, keys):
+def test_only_the_period_key_the_lengths_and_the_reprint_list_are_written(index, client, keys):
     index.check_and_insert("a1", "u1", STORY, now=NOW)
     index.check_and_insert("b1", "v1", FOLLOW_UP, now=NOW + 1)
     index.check_and_insert("r1", "w1", REPRINTS["boilerplate"], now=NOW + 2)
     written = sorted(k.decode() for k in client.scan_iter(match=f"{keys.prefix}*"))
-    assert written == sorted([index.window(NOW)[0], keys.reprints("a1")])
+    assert written == sorted([index.window(NOW)[0], keys.fp_lengths, keys.reprints("a1")])
+    assert client.smembers(keys.fp_lengths) == {str(index.period_days).encode()}
 
 
 def test_racing_crawls_insert_one_story_once(index, keys):

@@ -194,3 +194,41 @@ def test_the_nearest_fingerprint_wins_across_periods(index):
     query = Evidence(x ^ 0b1, 900, {2 * n: 30 for n in range(200, 230)})  # 1 bit from `older`, 3 from `newer`
     verdict = index.insert_evidence("q", "u-q", query, now=NOW)
     assert (verdict.original_id, verdict.distance, verdict.reason) == ("older", 1, "simhash")
+
+
+# --- a changed retention (another period length) keeps what was indexed before -------------------------------
+
+def test_a_changed_retention_keeps_finding_reprints_of_articles_indexed_before_it(client, keys):
+    """Period hashes of the old length are read until they expire (newswatch/fp_periods.py); the old code
+    read only the new length's hashes: an empty index after the change."""
+    before = DedupeIndex(client, keys, retention_days=30, min_chars=80)
+    for n in range(3):
+        assert not before.check_and_insert(f"a{n}", f"u{n}", DOCS[n], now=NOW).duplicate
+    after = DedupeIndex(client, keys, retention_days=10, min_chars=80)  # periods of 5 days instead of 15
+    later = NOW + 2 * DAY
+    for n in range(3):
+        verdict = after.check_and_insert(f"r{n}", f"w{n}", "转载：\n" + DOCS[n], now=later)
+        assert (verdict.duplicate, verdict.original_id) == (True, f"a{n}"), verdict
+    assert not after.check_and_insert("new", "unew", DOCS[3], now=later).duplicate
+    # the new article went into the new length's hash; both lengths are recorded and counted
+    assert client.hget(keys.fp_period(after.period_days, int(later // DAY) // after.period_days), "n") == b"1"
+    assert client.smembers(keys.fp_lengths) == {b"15", b"5"}
+    assert after.count(now=later) == 4
+    old_keys = {key for key, _ in keys.fp_window(later, 10, 15)}
+    assert old_keys <= set(after.window(later)) and after.window(later)[0] == keys.fp_window(later, 10)[0][0]
+    # the new retention's own rule: an article indexed 11 days before is past it, whatever hash holds it
+    assert not after.check("转载：\n" + DOCS[0], now=NOW + 11 * DAY).duplicate
+
+
+def test_an_index_from_before_the_record_of_lengths_is_found_and_expired_lengths_forgotten(client, keys):
+    before = DedupeIndex(client, keys, retention_days=30, min_chars=80)
+    assert not before.check_and_insert("a0", "u0", DOCS[0], now=NOW).duplicate
+    client.delete(keys.fp_lengths)  # as a version before the record left it
+    after = DedupeIndex(client, keys, retention_days=10, min_chars=80)
+    assert after.check("转载：\n" + DOCS[0], now=NOW + DAY).original_id == "a0"  # found by one SCAN
+    assert client.smembers(keys.fp_lengths) == {b"15"}
+    for key, _ in keys.fp_window(NOW + DAY, 10, 15):  # the old length's hashes expire
+        client.delete(key)
+    fresh = DedupeIndex(client, keys, retention_days=10, min_chars=80)
+    assert fresh.window(NOW + DAY) == [key for key, _ in keys.fp_window(NOW + DAY, 10)]
+    assert client.smembers(keys.fp_lengths) == set()  # forgotten (and nothing else written by a lookup)
