@@ -95,7 +95,7 @@ class Settings:
     topics: Path | None = setting(None, parsers.path(),
         "topic file (TOML); default: the built-in US–Russia talks topic")
     dedupe_retention_days: int = setting(defaults.DEFAULT_DEDUPE_RETENTION_DAYS, parsers.number(int, minimum=1),
-        "days a fingerprint is kept for reprint detection")
+        "days a fingerprint is kept for reprint detection (changing it keeps what was indexed: docs/dedupe.md)")
     dedupe_min_chars: int = setting(defaults.DEFAULT_DEDUPE_MIN_CHARS, parsers.number(int, minimum=1),
         "texts shorter than this (normalised) are never fingerprinted into the index")
     stream_retention_days: float = setting(defaults.DEFAULT_STREAM_RETENTION_DAYS, parsers.number(float, minimum=0.01),
