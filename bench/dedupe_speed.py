@@ -92,11 +92,20 @@ def profile(docs: list[str], traditional: list[str]) -> None:
     """CPU µs per document of each step of `evidence`, each step timed alone over all documents (inputs
     made beforehand; best of 3), so the steps do not add up exactly to the whole; PyPI's per document too."""
     evidence(docs[0])
-    pairs, starts, _ = foldcodes.phrase_lookup()
+    pairs, starts, replace = foldcodes.phrase_lookup()
+    second = foldcodes.tables()[1]
 
     def phrase_starts(folded):
         halves = pairs.take(folded).view(np.uint16)
         return starts.take(np.add(halves[0:-2:2], halves[3::2])).nonzero()[0]
+
+    def marked(folded):
+        return foldcodes._DECODE16(second.take(folded))[0]
+
+    def points_split(marked):
+        if "." in marked:
+            marked = foldcodes._DECIMAL.sub(foldcodes._DROP, marked).replace(".", foldcodes._END)
+        return marked.replace(foldcodes._DROP, "").split(foldcodes._END)
 
     def steps(texts: list[str]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -112,21 +121,24 @@ def profile(docs: list[str], traditional: list[str]) -> None:
 
         step("whole evidence", evidence, texts)
         step("PyPI Simhash(text), for comparison", Simhash, texts[:150])
-        parts = step("fold, phrases, marks, clauses split (foldcodes.evidence_parts)", foldcodes.evidence_parts, texts)
+        parts = step("fold, phrases, marks, clauses split (foldcodes.clause_pieces)", foldcodes.clause_pieces, texts)
         folded = step("  to UTF-16; NFKC + t2s + lower case: one lookup, flag check", foldcodes._folded_chars, texts)
-        step("  Taiwan phrases: where they may start (16-bit pair lookup)", phrase_starts, folded)
-        marks = step("  marks: noise and clause ends (one lookup), squeezed", foldcodes.marked_codes, folded)
-        step("  clauses split (decode, str.split)", lambda m: m[1].tobytes().decode("utf-16-le").split("\0"), marks)
-        step("clause hashes (BLAKE2b) and the sample", lambda p: dedupe._sampled_clauses(p[1], len(p[0]) + len(p[1])), parts)
-        step("SimHash: fingerprint", lambda p: simhash.fingerprint_codes(p[0]), parts)
-        step("  shingle hashes", lambda p: simhash.code_hashes(p[0]), parts)
+        places = step("  Taiwan phrases: where they may start (16-bit pair lookup)", phrase_starts, folded)
+        marks = step("  marks: noise and clause ends (one lookup), as a string", marked, folded)
+        step("  Taiwan phrases: replaced", lambda x: foldcodes._replace_phrases(x[0], x[1].tolist(), replace, x[2]),
+             list(zip(marks, places, folded, strict=True)))
+        step("  decimal points, noise dropped, clauses split (no phrases)", points_split, marks)
+        squeezed = step("squeezed text (join)", "".join, parts)
+        step("clause hashes (BLAKE2b) and the sample", lambda p: dedupe._sampled_clauses(p, sum(map(len, p))), parts)
+        step("SimHash: fingerprint", simhash.fingerprint, squeezed)
+        step("  shingle hashes", simhash.shingle_hashes, squeezed)
         return out
 
     simplified, trad = steps(docs), steps(traditional)
     print(f"{'CPU us per document (alone, best of 3)':<66} {'Simplified':>10} {'Traditional':>11}")
     for name in simplified:
         print(f"{name:<66} {simplified[name]:>10.1f} {trad[name]:>11.1f}")
-    clauses = sum(len([p for p in foldcodes.evidence_parts(d)[1] if len(p) >= 8]) for d in docs)
+    clauses = sum(len([p for p in foldcodes.clause_pieces(d) if len(p) >= 8]) for d in docs)
     print(f"(clauses hashed per Simplified document: {clauses / len(docs):.0f})")
 
 

@@ -81,13 +81,13 @@ class Verdict:
 def evidence(text: str) -> Evidence:
     """The evidence of one article (text: title, lead, paragraphs joined by newlines)."""
     text = text or ""  # site furniture was dropped by the caller, with the site profile (crawler/analyse.py)
-    fast = foldcodes.evidence_parts(text)  # the same as the string functions below, on arrays
-    if fast is None:
+    pieces = foldcodes.clause_pieces(text)  # the same as the string functions below, on arrays and strings
+    if pieces is None:
         folded = norm.fold(text)
         squeezed, pieces = norm.squeeze(folded), norm.clauses(folded)
-        return Evidence(simhash.fingerprint(squeezed), len(squeezed), _sampled_clauses(pieces))
-    codes, pieces = fast
-    return Evidence(simhash.fingerprint_codes(codes), len(codes), _sampled_clauses(pieces, len(codes) + len(pieces)))
+    else:
+        squeezed = "".join(pieces)
+    return Evidence(simhash.fingerprint(squeezed), len(squeezed), _sampled_clauses(pieces, len(squeezed)))
 
 
 # A fresh 4-byte BLAKE2b, copied for each clause: a third cheaper than the constructor, which parses
@@ -108,7 +108,7 @@ def _sampled_clauses(pieces: list[str], longest: int | None = None) -> dict[int,
     for clause in pieces:  # ~150 a text; a plain loop is the fastest form measured (docs/dedupe.md)
         if len(clause) >= least:
             h = fresh()
-            h.update(clause.encode("utf-8"))
+            h.update(clause.encode())  # (UTF-8; naming it costs a lookup of the name every call)
             digests.append(h.digest())
             lengths.append(len(clause))
     joined = b"".join(digests)

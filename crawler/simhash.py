@@ -65,23 +65,29 @@ def _fill(codes: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def fingerprint(text: str) -> int:
     """SimHash of already normalised text; 0 for the empty string."""
-    return _vote(shingle_hashes(text))
+    if not text:
+        return 0
+    return fingerprint_codes(np.frombuffer(text.encode("utf-32-le"), dtype="<u4"))
 
 
 def fingerprint_codes(codes: np.ndarray) -> int:
-    """`fingerprint` of the text whose code points these are (crawler/foldcodes.py gives them)."""
+    """`fingerprint` of the text whose code points these are (unsigned integers)."""
     count = len(codes) - SHINGLE + 1
-    if not 0 < count <= _CHUNK:  # (empty, shorter than a shingle, or longer than one chunk of votes)
-        return _vote(code_hashes(codes)) if len(codes) else 0
-    # A text's usual path, with as few array operations as the arithmetic allows: one column block of
-    # zeros for `_column_votes`, the hashes written into it in place.
-    depth = min(_DEPTH, count)
-    padded = np.zeros(-(-count // depth) * depth, dtype=np.uint64)
-    _fill(codes, padded[:count])
-    return _majority(_column_votes(padded), count)
+    if not 0 < count <= _CHUNK or codes.dtype.kind != "u":  # (empty, shorter than a shingle, or longer
+        return _vote(code_hashes(codes)) if len(codes) else 0  # than one chunk of votes)
+    # A text's usual path, with as few array operations as the arithmetic allows: the shingles' sums of
+    # products in one call (`correlate` computes exactly _fill's c[i]·P0 + c[i+1]·P1 + c[i+2]·P2 in
+    # uint64, wrapping; 5 µs against 7 for the five products and sums), zeros after them to fill the last
+    # column of `_column_votes` (a zero mixes to zero and votes for nothing), then mixed in place.
+    h = np.correlate(codes, _POSITION, "valid")
+    pad = -count % min(_DEPTH, count)
+    if pad:
+        h = np.concatenate((h, _ZEROS[:pad]))
+    return _majority(_column_votes(_mix(h, np.empty_like(h))), count)
 
 
 _DEPTH = 64  # hashes added per column by `_column_votes`: at most 255 (a byte); 64 was the fastest of 16-255
+_ZEROS = np.zeros(_DEPTH, dtype=np.uint64)
 _CHUNK = _DEPTH * 1024  # hashes voted at once: bounds the 64 bytes per hash that unpackbits makes
 
 
@@ -105,10 +111,13 @@ def _vote(hashes: np.ndarray, count: int | None = None) -> int:
     return _majority(votes, count)
 
 
+_LE64 = np.dtype("<u8")  # (a dtype object: a string is parsed every call)
+
+
 def _majority(votes: np.ndarray, count: int) -> int:
     # packbits undoes unpackbits' bit order, so bit i of the result is the majority (more than half:
     # more than count // 2) of bit i of the hashes
-    return int(np.packbits(votes > count // 2).view("<u8")[0])
+    return int(np.packbits(votes > count // 2).view(_LE64)[0])
 
 
 def _column_votes(hashes: np.ndarray) -> np.ndarray:
@@ -118,7 +127,7 @@ def _column_votes(hashes: np.ndarray) -> np.ndarray:
     # `depth` (<= _DEPTH) rows deep and summed down the columns, which numpy does a long row at a time
     # (twice as fast as the float32 matrix product of earlier versions).
     depth = min(_DEPTH, len(hashes))
-    words = np.unpackbits(hashes.astype("<u8", copy=False).view(np.uint8)).view(np.uint64).reshape(depth, -1)
+    words = np.unpackbits(hashes.astype(_LE64, copy=False).view(np.uint8)).view(np.uint64).reshape(depth, -1)
     # (np.add.reduce: `sum` is the same through a Python wrapper, a microsecond a call)
     counts = np.add.reduce(words, axis=0, dtype=np.uint64).view(np.uint8).reshape(-1, BITS)
     return np.add.reduce(counts, axis=0, dtype=np.uint32)  # (at most _CHUNK a bit; faster than int64)

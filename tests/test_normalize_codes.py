@@ -22,6 +22,9 @@ TRICKY = [
     # Taiwan phrases (the bytes path) with decimal points and full stops: at the ends, next to a phrase,
     # a few (looked at one by one) and many (by arrays)
     ".5建立市場3.", "建立了3.5億美元的資料庫.下一句1.2.3", "工作.5建立", "資訊3．5軟體", "建立" + "1.5," * 12 + "x.y",
+    # phrases with noise in them (詹姆斯·卡麥隆 -> 詹姆斯·卡梅隆): another noise character in its place is no
+    # such phrase, though the two look alike once noise is marked
+    "詹姆斯·卡麥隆執導，詹姆斯-卡麥隆、詹姆斯 卡麥隆", "林姆斯基-高沙可夫與林姆斯基·高沙可夫",
 ]
 
 
