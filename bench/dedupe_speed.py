@@ -92,15 +92,17 @@ def profile(docs: list[str], traditional: list[str]) -> None:
     """CPU µs per document of each step of `evidence`, each step timed alone over all documents (inputs
     made beforehand; best of 3), so the steps do not add up exactly to the whole; PyPI's per document too."""
     evidence(docs[0])
-    pairs, starts, replace = foldcodes.phrase_lookup()
-    second = foldcodes.tables()[1]
+    first, _, _, marks = foldcodes.tables()
+    _, starts, replace, text_pairs = foldcodes.phrase_lookup()
 
-    def phrase_starts(folded):
-        halves = pairs.take(folded).view(np.uint16)
+    def codes_marks(text):  # (the texts with a character the tables do not fold alone are left out below)
+        codes = np.frombuffer(foldcodes._ENCODE16(text, "surrogatepass")[0], dtype="<u2")
+        marked = marks.take(codes)
+        return codes, marked, marked.max() == foldcodes.FLAG
+
+    def phrase_starts(codes):
+        halves = text_pairs.take(codes).view(np.uint16)
         return starts.take(np.add(halves[0:-2:2], halves[3::2])).nonzero()[0]
-
-    def marked(folded):
-        return foldcodes._DECODE16(second.take(folded))[0]
 
     def points_split(marked):
         if "." in marked:
@@ -122,12 +124,13 @@ def profile(docs: list[str], traditional: list[str]) -> None:
         step("whole evidence", evidence, texts)
         step("PyPI Simhash(text), for comparison", Simhash, texts[:150])
         parts = step("fold, phrases, marks, clauses split (foldcodes.clause_pieces)", foldcodes.clause_pieces, texts)
-        folded = step("  to UTF-16; NFKC + t2s + lower case: one lookup, flag check", foldcodes._folded_chars, texts)
-        places = step("  Taiwan phrases: where they may start (16-bit pair lookup)", phrase_starts, folded)
-        marks = step("  marks: noise and clause ends (one lookup), as a string", marked, folded)
-        step("  Taiwan phrases: replaced", lambda x: foldcodes._replace_phrases(x[0], x[1].tolist(), replace, x[2]),
-             list(zip(marks, places, folded, strict=True)))
-        step("  decimal points, noise dropped, clauses split (no phrases)", points_split, marks)
+        cm = step("  to UTF-16; marks (NFKC, t2s, lower case, noise, ends: one lookup), flag check", codes_marks, texts)
+        codes = [c for c, _, flag in cm if not flag]
+        places = step("  Taiwan phrases: where they may start (16-bit pair lookup)", phrase_starts, codes)
+        marked = step("  marks as a string", lambda m: foldcodes._DECODE16(m)[0], [m for _, m, flag in cm if not flag])
+        step("  Taiwan phrases: replaced", lambda x: foldcodes._replace_phrases(x[0], x[1].tolist(), replace, x[2], first),
+             list(zip(marked, places, codes, strict=True)))
+        step("  decimal points, noise dropped, clauses split", points_split, marked)
         squeezed = step("squeezed text (join)", "".join, parts)
         step("clause hashes (BLAKE2b) and the sample", lambda p: dedupe._sampled_clauses(p, sum(map(len, p))), parts)
         step("SimHash: fingerprint", simhash.fingerprint, squeezed)

@@ -55,10 +55,11 @@ def _char_table(chars: dict[int, str]) -> tuple[np.ndarray, np.ndarray, dict[int
 
 
 # What the first table gives for a character it cannot fold alone (two non-characters: any in a text
-# are left to the string functions, so no folded text holds them), and the second for noise and for a
-# clause end (NUL is noise itself, so never a character of the marked text).
+# are left to the string functions, so no folded text holds them); what the second gives for noise and
+# for a clause end (both noise themselves, so never characters of the marked text); what the marks of a
+# text's own characters give for one the first table cannot fold alone (the highest: one `max` finds it).
 STRINGS, EXPAND = 0xFFFF, 0xFFFE
-DROP, END = 0xFFFF, 0
+DROP, END, FLAG = 0xFFFE, 0, 0xFFFF
 _DROP, _END = chr(DROP), chr(END)
 
 
@@ -93,7 +94,14 @@ def _build():
     second = np.where(mask(r"[\W_]"), DROP, np.arange(_BMP)).astype(np.uint16)
     second[[ord(c) for c in "\n。！？；!?;…，,、:："]] = END
     second[ord(".")] = ord(".")
-    return first, second, expansions
+    # marks: the same for a text's own characters (second after first, one lookup), FLAG for those first
+    # cannot fold alone — but for the expansions that are dots only (… -> ...): however many, they end a
+    # clause (a dot beside a dot is no decimal point) and leave nothing in the squeezed text, as END does.
+    # (On the folded text this is not `second`: first is not idempotent, 薴 -> 苧 -> 苎.)
+    marks = second.take(first)
+    marks[first >= EXPAND] = FLAG
+    marks[[cp for cp, out in expansions.items() if len(out) > 1 and (out == ord(".")).all()]] = END
+    return first, second, expansions, marks
 
 
 def tables():
@@ -121,7 +129,7 @@ def fold_codes(text: str) -> np.ndarray | None:
 
 def _folded_chars(text: str) -> np.ndarray | None:
     """`fold_codes` before the Taiwan phrases: the characters folded one by one (`text` not empty)."""
-    first, _, expansions = tables()
+    first, _, expansions, _ = tables()
     codes = np.frombuffer(_ENCODE16(text, "surrogatepass")[0], dtype="<u2")
     folded = first.take(codes)  # (take: half the time of first[codes] on a text's few thousand codes)
     if folded.max() >= EXPAND:
@@ -143,7 +151,7 @@ def _marked(chars: str) -> str:
 
 def phrase_lookup():
     """The Taiwan phrases (crawler/normalize.py: `phrase_tables`) as `clause_pieces` looks them up
-    (built on first use): `pairs`, for each code, two 16-bit numbers in one 32-bit word — the low one
+    (built on first use): `pairs`, for each folded code, two 16-bit numbers in one 32-bit word — the low one
     numbers the characters that start a phrase (times a row width), the high one those that come second;
     `starts`: for their sum modulo 2**16 (so 16-bit, half normalize's tables and their cache lines),
     whether some phrase starts with such a pair. The sum wraps, so a few other pairs are flagged too,
@@ -151,9 +159,11 @@ def phrase_lookup():
     -> (the phrase and its replacement, both marked, the phrase's length, and the phrase itself when
     marking changed it, else None), longest first, as normalize's `replace_phrases` tries them. A phrase
     with noise or a clause end in it (詹姆斯·卡麦隆: 38 of 744) is checked against the folded text too: marked,
-    any noise character looks like any other."""
+    any noise character looks like any other. `text_pairs`: `pairs` of a text's own characters (after the
+    first table, as `marks`)."""
     global _phrases
     if _phrases is None:
+        first = tables()[0]
         _, _, _, by_pair, phrases = norm.phrase_tables()
         firsts, seconds = sorted({p[0] for p in by_pair}), sorted({p[1] for p in by_pair})
         low, high = np.zeros(_BMP, dtype=np.uint32), np.zeros(_BMP, dtype=np.uint32)
@@ -166,7 +176,8 @@ def phrase_lookup():
             marked = _marked(key)
             replace.setdefault(marked[:2], []).append(
                 (marked, _marked(phrases[key]), len(key), None if marked == key else key))
-        _phrases = low | high << 16, starts, replace
+        pairs = low | high << 16
+        _phrases = pairs, starts, replace, pairs.take(first)  # (first's flags, 0xFFFE-F, start no phrase)
     return _phrases
 
 
@@ -177,29 +188,37 @@ _DECIMAL = re.compile(r"\.(?<=\d\.)(?=\d)")
 
 def clause_pieces(text: str) -> list[str] | None:
     """The squeezed clauses of `fold(text)`, empty ones included (their join is the squeezed text); or
-    None (see `fold_codes`). After the two lookups, the text is one string in which noise is DROP and
-    clause ends END (`marked`): the phrases are replaced in it (only at the places the 16-bit tables of
-    `phrase_lookup` flag), then the decimal points are found, the noise dropped and the clauses split by
-    string methods — a few C calls where arrays took a dozen operations and a copy back to a string."""
+    None (see `fold_codes`). Two lookups on the text's own characters (`marks`, `text_pairs`) make it one
+    string in which noise is DROP and clause ends END (`marked`) and flag where Taiwan phrases may start;
+    the phrases are replaced in that string, then the decimal points are found, the noise dropped and the
+    clauses split by string methods — a few C calls where arrays took a dozen operations and a copy back
+    to a string. A text with a character the first table cannot fold alone (FLAG; 1 in 30 corpus texts)
+    is folded first (`_folded_chars`) and takes the same steps on the folded codes."""
     if not text:
         return [""]
-    folded = _folded_chars(text)
-    if folded is None:
-        return None
-    marked = _DECODE16(tables()[1].take(folded))[0]
-    if len(folded) >= 2:
-        pairs, starts, replace = phrase_lookup()
-        halves = pairs.take(folded).view(np.uint16)
+    first, second, _, marks = tables()
+    pairs, starts, replace, text_pairs = phrase_lookup()
+    codes = np.frombuffer(_ENCODE16(text, "surrogatepass")[0], dtype="<u2")
+    marked = marks.take(codes)
+    if marked.max() == FLAG:
+        codes = _folded_chars(text)
+        if codes is None:
+            return None
+        marked, text_pairs, first = second.take(codes), pairs, None
+    marked = _DECODE16(marked)[0]
+    if len(codes) >= 2:
+        halves = text_pairs.take(codes).view(np.uint16)
         places = starts.take(np.add(halves[0:-2:2], halves[3::2])).nonzero()[0]
         if len(places):  # (in nearly every text: common words start some phrase, e.g. 工作 -> 工作管理员)
-            marked = _replace_phrases(marked, places.tolist(), replace, folded)
+            marked = _replace_phrases(marked, places.tolist(), replace, codes, first)
     if "." in marked:
         marked = _DECIMAL.sub(_DROP, marked).replace(".", _END)
     return marked.replace(_DROP, "").split(_END)
 
 
-def _replace_phrases(marked: str, places: list[int], replace: dict, folded: np.ndarray) -> str:
-    """normalize's `replace_phrases` on the marked text (`replace`: from `phrase_lookup`)."""
+def _replace_phrases(marked: str, places: list[int], replace: dict, codes: np.ndarray, first) -> str:
+    """normalize's `replace_phrases` on the marked text (`replace`: from `phrase_lookup`); `codes`: the
+    folded text's, or the text's own when `first` (the first table) is given to fold them."""
     out, done, plain = [], 0, None
     get = replace.get
     for i in places:
@@ -209,7 +228,7 @@ def _replace_phrases(marked: str, places: list[int], replace: dict, folded: np.n
             if marked.startswith(key, i):
                 if exact is not None:  # (a phrase with noise in it: the folded text decides)
                     if plain is None:
-                        plain = _DECODE16(folded)[0]
+                        plain = _DECODE16(codes if first is None else first.take(codes))[0]
                     if not plain.startswith(exact, i):
                         continue
                 out += (marked[done:i], value)
