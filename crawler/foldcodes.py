@@ -192,7 +192,7 @@ def clause_pieces(text: str) -> list[str] | None:
     string in which noise is DROP and clause ends END (`marked`) and flag where Taiwan phrases may start;
     the phrases are replaced in that string, then the decimal points are found, the noise dropped and the
     clauses split by string methods — a few C calls where arrays took a dozen operations and a copy back
-    to a string. A text with a character the first table cannot fold alone (FLAG; 1 in 30 corpus texts)
+    to a string. A text with a character the first table cannot fold alone (FLAG; 15 of 600 corpus texts)
     is folded first (`_folded_chars`) and takes the same steps on the folded codes."""
     if not text:
         return [""]
