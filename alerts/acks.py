@@ -18,6 +18,9 @@ from collections.abc import Callable
 
 import redis
 
+from alerts.membership import Entry, Membership
+from alerts.packed_read import PackedRead, Unpacked
+
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +67,19 @@ class PendingAcks:
             self.done(ids)
             return answers[2:]
         return answers
+
+    def read_new(self, packed: PackedRead, member: Membership, count: int) -> list[Entry]:
+        """The acknowledgements so far, then up to `count` new entries read: the usual round trip, packed by
+        hand (packed_read.py), or through the pipeline when it cannot be (`Unpacked`)."""
+        ids = self.ids
+        try:
+            entries = packed.exchange(ids, member.consumer, count)
+        except Unpacked:
+            [reply] = self.exchange(lambda pipe: member.queue_read_new(pipe, count))
+            return member.entries(reply)
+        self.ids = []
+        self.done(ids)
+        return entries
 
     def flush(self) -> None:
         """Send what is held (a thread ending): on a Redis error those entries stay pending, delivered again."""

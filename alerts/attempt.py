@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+import orjson
+
 from alerts import formats
 from alerts.delivery import Sender, deliver
 from alerts.ratelimit import RateLimiter
@@ -37,11 +39,29 @@ DELIVERED = Result(delivered=True)  # one for every success: a frozen dataclass 
 
 
 def read_item(data: str) -> dict:
-    """The item of a stream entry's `data` field; ValueError when it is not a JSON object."""
-    item = json.loads(data)
+    """The item of a stream entry's `data` field, as `json.loads` reads it; ValueError when it is not a JSON
+    object.
+
+    orjson reads it first: `json.loads` took 5-15 µs of a delivery thread's GIL time for a 2.2 kB item,
+    orjson 2 (docs/performance.md, section 6, fourth round). Where the two differ, `json.loads` decides:
+    orjson refuses what Python's reader accepts (NaN, Infinity, numbers beyond a float, escaped lone
+    surrogates) and reads integers beyond 64 bits as floats, so an item it refuses, or with a float at its
+    top level that may have been such an integer, is read again by `json.loads`. Only top-level values are
+    read from the item (the formats' fields; the Standard Webhooks body carries the text as queued).
+    """
+    try:
+        item = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        item = json.loads(data)  # invalid JSON raises here (a ValueError), as before
+    else:
+        if type(item) is dict and any(type(v) is float and not -_INT64 < v < _INT64 for v in item.values()):
+            item = json.loads(data)
     if not isinstance(item, dict):
         raise ValueError("not an object")
     return item
+
+
+_INT64 = 2.0 ** 63  # orjson reads integers within 64 bits (signed or not) as ints, larger ones as floats
 
 
 def mark_gone(client, keys, name: str, exc: Exception) -> None:

@@ -58,14 +58,12 @@ class Sender:
         self._conn = None
         self._origin = None
 
-    def _connection(self, parts) -> Connection:
-        https = parts.scheme == "https"
-        port = parts.port or (443 if https else 80)
-        origin = (parts.scheme, parts.hostname, port)
+    def _connection(self, parts, origin: tuple) -> Connection:
         conn = self._conn
         if conn is not None and self._origin == origin and conn.open and not conn.dropped_while_idle():
             return conn
         self.close()
+        https, port = parts.scheme == "https", origin[2]
         addresses = resolve(parts.hostname, port, allow_private=self.allow_private)
         tls = None
         if https:
@@ -79,23 +77,25 @@ class Sender:
         return self._conn
 
     def _target(self, url: str) -> tuple:
-        """The URL's parts and request path; the last URL's are kept (most formats post to one URL)."""
+        """The URL's parts, request path and origin; the last URL's are kept (most formats post to one URL:
+        `urlsplit`'s port and hostname are parsed again on each access)."""
         last, target = self._target_of
         if url != last:
             parts = urlsplit(url)
             path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             if any(c <= " " or c == "\x7f" for c in path):  # as http.client: no request line can be split
                 raise ValueError("the URL's path holds a control character or a space")
-            target = (parts, path)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            target = (parts, path, (parts.scheme, parts.hostname, port))
             self._target_of = (url, target)
         return target
 
     def post(self, request: Request) -> Response:
-        parts, path = self._target(request.url)
+        parts, path, origin = self._target(request.url)
         for attempt in (1, 2):
             reused = False
             try:
-                conn = self._connection(parts)
+                conn = self._connection(parts, origin)
                 reused = conn.used
                 status, headers, body = conn.post(path, request.headers, request.body)
                 return Response(status, headers, body)

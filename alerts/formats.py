@@ -31,6 +31,7 @@ from newswatch.webhook_secrets import setting_name
 
 SUMMARY_CHARS = 240
 USER_AGENT = f"newswatch/{__version__} (alert webhook)"
+_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,12 @@ class Request:
     body: bytes
 
 
+# one encoder for every call: json.dumps with non-default options builds a JSONEncoder each time
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _encode(value).encode("utf-8")
 
 
 def _short(text: str | None, limit: int = SUMMARY_CHARS) -> str:
@@ -109,7 +114,7 @@ class Format:
         return defaults.WEBHOOK_RATE_PER_MINUTE.get(self.name)
 
     def headers(self) -> dict[str, str]:
-        return {"content-type": "application/json; charset=utf-8", "user-agent": USER_AGENT}
+        return {"content-type": _CONTENT_TYPE, "user-agent": USER_AGENT}
 
     def request(self, item: dict, msg_id: str, event_time: str, item_json: str | None = None) -> Request:
         """The request for `item`; `item_json` is its JSON text as queued, when the caller has it."""
@@ -117,6 +122,9 @@ class Format:
 
     def check(self, body: bytes) -> None:
         """Raise DeliveryError when a 2xx answer still says the message was rejected."""
+
+
+_STANDARD_HEAD = b'{"type":' + _json(defaults.ITEM_EVENT_TYPE) + b',"timestamp":'  # the same for every item
 
 
 class StandardFormat(Format):
@@ -136,10 +144,11 @@ class StandardFormat(Format):
         # `data` is the item as queued, verbatim when its text is at hand (its JSON was read just before):
         # encoding it again was the largest part of building the request (docs/performance.md)
         data = _json(item) if item_json is None else item_json.encode("utf-8")
-        body = b"".join((b'{"type":', _json(defaults.ITEM_EVENT_TYPE), b',"timestamp":', _json(event_time),
-                         b',"data":', data, b',"summary":', _json(summary_line(item)), b"}"))
+        body = b"".join((_STANDARD_HEAD, _json(event_time), b',"data":', data, b',"summary":',
+                         _json(summary_line(item)), b"}"))
         timestamp = int(time.time())
-        headers = self.headers() | {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+        headers = {"content-type": _CONTENT_TYPE, "user-agent": USER_AGENT, "webhook-id": msg_id,
+                   "webhook-timestamp": str(timestamp)}
         if self.signer:
             headers["webhook-signature"] = self.signer.signature(msg_id, timestamp, body)
         return Request(self.endpoint.url, headers, body)

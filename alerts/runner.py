@@ -31,6 +31,7 @@ from alerts.deadletters import move_to_dead
 from alerts.delivery import Sender
 from alerts.lease import ConsumerLease
 from alerts.membership import Membership
+from alerts.packed_read import PackedRead
 from alerts.retry import RetryBook, RetryPolicy
 from alerts.schedule import Job, Schedule
 from newswatch.addresses import check_endpoint
@@ -195,10 +196,11 @@ class EndpointRunner:
     def _deliveries(self, halt: threading.Event) -> None:
         sender = self.delivery.sender()
         acks = PendingAcks(self.client, self.stream, self.group, self.book.key, self._acked)
+        packed = PackedRead(self.client, self.stream, self.group, self.book.key)
         try:
             while not (halt.is_set() or self._stop.is_set()):
                 try:
-                    jobs = self._next_jobs(acks)
+                    jobs = self._next_jobs(acks, packed)
                 except Exception as exc:  # noqa: BLE001 - a failed read must not end the thread
                     self._read_failed(exc, halt)
                     continue
@@ -211,9 +213,10 @@ class EndpointRunner:
                     acks.send_if_held(ACK_WAIT)
         finally:
             acks.flush()
+            packed.close()
             sender.close()
 
-    def _next_jobs(self, acks: PendingAcks) -> list[Job]:
+    def _next_jobs(self, acks: PendingAcks, packed: PackedRead) -> list[Job]:
         """A due retry, else up to READ_BATCH new entries (waiting for them until the next retry is due)."""
         due, wait, paused = self.schedule.take_due(time.time(), self._disabled, MAX_SCHEDULED, MAX_BLOCK)
         if due is not None:
@@ -225,8 +228,7 @@ class EndpointRunner:
             return []
         entries = []
         if acks.ids:  # the acknowledgements go with a read; in a transaction it does not block
-            [reply] = acks.exchange(lambda pipe: self.member.queue_read_new(pipe, READ_BATCH))
-            entries = self.member.entries(reply)
+            entries = acks.read_new(packed, self.member, READ_BATCH)
         if not entries:
             entries = self.member.read_new(READ_BATCH, int(wait * 1000))
         self.schedule.know(entry_id for entry_id, _ in entries)
