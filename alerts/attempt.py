@@ -54,7 +54,8 @@ def read_item(data: str) -> dict:
     except orjson.JSONDecodeError:
         item = json.loads(data)  # invalid JSON raises here (a ValueError), as before
     else:
-        if type(item) is dict and any(type(v) is float and not -_INT64 < v < _INT64 for v in item.values()):
+        if type(item) is dict and float in map(type, item.values()) and any(
+                type(v) is float and not -_INT64 < v < _INT64 for v in item.values()):
             item = json.loads(data)
     if not isinstance(item, dict):
         raise ValueError("not an object")

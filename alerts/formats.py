@@ -43,6 +43,7 @@ class Request:
 
 # one encoder for every call: json.dumps with non-default options builds a JSONEncoder each time
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_str = json.encoder.encode_basestring  # what that encoder does with a str (in C), without its method
 
 
 def _json(value) -> bytes:
@@ -73,10 +74,11 @@ _last_second = [None, ""]  # (seconds since the epoch, its ISO 8601 text): event
 
 def summary_line(item: dict) -> str:
     """One human line: category, title, publication time."""
-    parts = [f"[{item['category']}]" if item.get("category") else "", item.get("title") or "(untitled)"]
+    title = item.get("title") or "(untitled)"
+    parts = [f"[{item['category']}]", title] if item.get("category") else [title]
     if item.get("published_at"):
         parts.append(f"({item['published_at']})")
-    return " ".join(p for p in parts if p)
+    return " ".join(parts)
 
 
 def _meta(item: dict) -> str:
@@ -144,8 +146,8 @@ class StandardFormat(Format):
         # `data` is the item as queued, verbatim when its text is at hand (its JSON was read just before):
         # encoding it again was the largest part of building the request (docs/performance.md)
         data = _json(item) if item_json is None else item_json.encode("utf-8")
-        body = b"".join((_STANDARD_HEAD, _json(event_time), b',"data":', data, b',"summary":',
-                         _json(summary_line(item)), b"}"))
+        body = b"".join((_STANDARD_HEAD, _encode_str(event_time).encode(), b',"data":', data, b',"summary":',
+                         _encode_str(summary_line(item)).encode(), b"}"))
         timestamp = int(time.time())
         headers = {"content-type": _CONTENT_TYPE, "user-agent": USER_AGENT, "webhook-id": msg_id,
                    "webhook-timestamp": str(timestamp)}

@@ -298,7 +298,8 @@ class EndpointRunner:
             self._failed(entry_id, fields, msg_id, data, state, result)
         else:
             acks.add(entry_id)
-            self._count("delivered", 1)
+            with self._stats_lock:  # (not `_count`: one call less on every delivery)
+                self.stats["delivered"] += 1
 
     def _acked(self, entry_ids: list[str]) -> None:
         self.schedule.forget(entry_ids)
