@@ -19,6 +19,7 @@ import orjson
 
 from alerts import formats
 from alerts.delivery import Sender, deliver
+from alerts.membership import text
 from alerts.ratelimit import RateLimiter
 from newswatch.errors import DeliveryError, EndpointGone, UnsafeEndpoint
 
@@ -40,26 +41,42 @@ DELIVERED = Result(delivered=True)  # one for every success: a frozen dataclass 
 
 def read_item(data: str) -> dict:
     """The item of a stream entry's `data` field, as `json.loads` reads it; ValueError when it is not a JSON
-    object.
+    object (see `read_entry`)."""
+    return read_entry(data)[0]
 
-    orjson reads it first: `json.loads` took 5-15 µs of a delivery thread's GIL time for a 2.2 kB item,
-    orjson 2 (docs/performance.md, section 6, fourth round). Where the two differ, `json.loads` decides:
-    orjson refuses what Python's reader accepts (NaN, Infinity, numbers beyond a float, escaped lone
-    surrogates) and reads integers beyond 64 bits as floats, so an item it refuses, or with a float at its
-    top level that may have been such an integer, is read again by `json.loads`. Only top-level values are
-    read from the item (the formats' fields; the Standard Webhooks body carries the text as queued).
+
+def read_entry(data: str | bytes) -> tuple[dict, str | bytes]:
+    """The item of a stream entry's `data` field, and the text to send for it: `data` itself, or for bytes
+    that are not UTF-8, their text with the undecodable bytes replaced (as the entry is read as text
+    elsewhere, membership.py). ValueError when it is no JSON object. The item is what `json.loads` reads.
+
+    The delivery threads' entries keep `data` as the bytes Redis sent (packed_read.py): orjson reads UTF-8
+    bytes directly, and the Standard Webhooks body carries them as they are, where decoding them, orjson
+    encoding the text again and the body encoding it once more took three times as long (docs/performance.md,
+    section 6, fourth round: `json.loads` took 5-15 µs of a delivery thread's GIL time for a 2.2 kB item).
+    Where orjson and `json.loads` differ, `json.loads` decides: orjson refuses what Python's reader accepts
+    (NaN, Infinity, numbers beyond a float, escaped lone surrogates, bytes that are not UTF-8) and reads
+    integers beyond 64 bits as floats, so an item it refuses, or with a float at its top level that may
+    have been such an integer, is read again by `json.loads`. Only top-level values are read from the item
+    (the formats' fields; the Standard Webhooks body carries the text as queued).
     """
     try:
         item = orjson.loads(data)
     except orjson.JSONDecodeError:
-        item = json.loads(data)  # invalid JSON raises here (a ValueError), as before
+        decoded = data
+        if type(data) is bytes:
+            try:
+                decoded = data.decode()
+            except UnicodeDecodeError:
+                data = decoded = text(data)  # read as text elsewhere: the undecodable bytes replaced
+        item = json.loads(decoded)  # invalid JSON raises here (a ValueError), as before
     else:
         if type(item) is dict and float in map(type, item.values()) and any(
                 type(v) is float and not -_INT64 < v < _INT64 for v in item.values()):
-            item = json.loads(data)
+            item = json.loads(text(data))
     if not isinstance(item, dict):
         raise ValueError("not an object")
-    return item
+    return item, data
 
 
 _INT64 = 2.0 ** 63  # orjson reads integers within 64 bits (signed or not) as ints, larger ones as floats
@@ -90,8 +107,8 @@ class EndpointDelivery:
         return Sender(timeout=self.timeout, allow_private=self.endpoint.allow_private)
 
     def attempt(self, sender: Sender, item: dict, msg_id: str, entry_id: str,
-                stop: threading.Event | None = None, item_json: str | None = None) -> Result:
-        """One attempt; `item_json` is the text `item` was read from (`read_item`), sent as it is."""
+                stop: threading.Event | None = None, item_json: str | bytes | None = None) -> Result:
+        """One attempt; `item_json` is the text `item` was read from (`read_entry`), sent as it is."""
         if self.limiter is not None:
             wait = self.limiter.reserve()
             if wait > 0:

@@ -118,8 +118,9 @@ class Format:
     def headers(self) -> dict[str, str]:
         return {"content-type": _CONTENT_TYPE, "user-agent": USER_AGENT}
 
-    def request(self, item: dict, msg_id: str, event_time: str, item_json: str | None = None) -> Request:
-        """The request for `item`; `item_json` is its JSON text as queued, when the caller has it."""
+    def request(self, item: dict, msg_id: str, event_time: str, item_json: str | bytes | None = None) -> Request:
+        """The request for `item`; `item_json` is its JSON text as queued (str, or its UTF-8 bytes), when the
+        caller has it."""
         raise NotImplementedError
 
     def check(self, body: bytes) -> None:
@@ -145,7 +146,8 @@ class StandardFormat(Format):
     def request(self, item, msg_id, event_time, item_json=None):
         # `data` is the item as queued, verbatim when its text is at hand (its JSON was read just before):
         # encoding it again was the largest part of building the request (docs/performance.md)
-        data = _json(item) if item_json is None else item_json.encode("utf-8")
+        data = _json(item) if item_json is None else (
+            item_json if type(item_json) is bytes else item_json.encode("utf-8"))
         body = b"".join((_STANDARD_HEAD, _encode_str(event_time).encode(), b',"data":', data, b',"summary":',
                          _encode_str(summary_line(item)).encode(), b"}"))
         timestamp = int(time.time())

@@ -131,5 +131,10 @@ class PackedRead:
                 if not flat:  # never for new entries (">"); kept as Membership reads it
                     out.append((text(entry_id), None))
                     continue
-                out.append((text(entry_id), dict(zip(map(text, flat[::2]), map(text, flat[1::2]), strict=False))))
+                fields = dict(zip(map(text, flat[::2]), flat[1::2], strict=False))
+                data = fields.get("data")
+                for name, value in fields.items():  # every field as text but the item, kept as bytes
+                    if value is not data:
+                        fields[name] = text(value)
+                out.append((text(entry_id), fields))
         return out

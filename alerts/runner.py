@@ -26,11 +26,11 @@ import time
 import redis
 
 from alerts.acks import PendingAcks
-from alerts.attempt import EndpointDelivery, Result, mark_gone, read_item
+from alerts.attempt import EndpointDelivery, Result, mark_gone, read_entry
 from alerts.deadletters import move_to_dead
 from alerts.delivery import Sender
 from alerts.lease import ConsumerLease
-from alerts.membership import Membership
+from alerts.membership import Membership, text
 from alerts.packed_read import PackedRead
 from alerts.retry import RetryBook, RetryPolicy
 from alerts.schedule import Job, Schedule
@@ -278,12 +278,13 @@ class EndpointRunner:
             log.warning("endpoint %r: entry %s was deleted from the stream before delivery", self.name, entry_id)
             acks.add(entry_id)  # ours (known) until its XACK is sent: see acks.py
             return
-        data = fields.get("data", "")
+        data = fields.get("data", "")  # bytes as the delivery threads read it (packed_read.py), else text
         try:
-            item = read_item(data)
+            item, data = read_entry(data)
         except ValueError:
             move_to_dead(self.client, self.keys, endpoint=self.name, entry_id=entry_id,
-                         msg_id=fields.get("id", entry_id), data=data, error="item is not a JSON object", attempts=0)
+                         msg_id=fields.get("id", entry_id), data=text(data), error="item is not a JSON object",
+                         attempts=0)
             self._count("dead", 1)
             self._forget(entry_id)
             return

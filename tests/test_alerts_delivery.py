@@ -189,6 +189,40 @@ def test_items_read_as_the_json_module_reads_them(text):
     assert [repr(v) for v in got.values()] == [repr(v) for v in want.values()]  # 2**64 stays an int, NaN a float
 
 
+@pytest.mark.parametrize("text", ITEM_TEXTS)
+def test_items_read_from_bytes_as_from_their_text(text):
+    """The delivery threads keep an entry's item as the bytes Redis sent (alerts/packed_read.py)."""
+    from alerts.attempt import read_entry
+
+    got, body = read_entry(text.encode())
+    assert body == text.encode()  # sent as it is
+    assert [repr(v) for v in got.values()] == [repr(v) for v in json.loads(text).values()]
+
+
+def test_bytes_that_are_not_utf8_are_read_as_their_text_with_replacements():
+    from alerts.attempt import read_entry
+
+    raw = b'{"id": "x", "title": "bad \xff byte"}'
+    item, body = read_entry(raw)
+    assert body == raw.decode("utf-8", "replace") and item["title"] == "bad \ufffd byte"
+    with pytest.raises(ValueError):
+        read_entry(b"\xef\xbb\xbf{}")  # a UTF-8 BOM: refused, as json.loads refuses it in text
+
+
+def test_an_item_that_is_not_utf8_is_delivered_as_before(redis_client, keys, make_settings):
+    """Undecodable bytes in an entry's item: delivered with U+FFFD in their place, as when entries were
+    read as text."""
+    with Receiver() as receiver:
+        settings = make_settings(NEWSWATCH_WEBHOOK_URL=receiver.url, **FAST)
+        redis_client.xadd(keys.items, {"data": b'{"id": "odd", "title": "x\xffy"}', "id": "odd", "url": "x"})
+        publish(redis_client, keys, [item(1)])
+        with running_worker(redis_client, settings):
+            assert receiver.wait_ids(["odd", "ddn-1"])
+    odd = next(r for r in receiver.requests if r.headers["webhook-id"] == "odd")
+    assert b'"data":{"id": "odd", "title": "x\xef\xbf\xbdy"},' in odd.body
+    assert json.loads(odd.body)["summary"] == "x\ufffdy"
+
+
 @pytest.mark.parametrize("text", ["[1]", '"x"', "1", "null", "{not json", '{"a": 1} x', "", "\ufeff{}"])
 def test_an_item_that_is_no_json_object_is_refused(text):
     from alerts.attempt import read_item
