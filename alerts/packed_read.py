@@ -6,7 +6,8 @@ once per batch: a pipeline object, each command's arguments encoded one by one, 
 wrappers, then the reply turned into redis-py's shape only for the runner to turn it into its own
 (docs/performance.md, section 6, fourth round). Here the request is a few byte joins, sent on a connection
 taken from the client's own pool (so its settings, timeouts and health checks apply) and read by that
-connection's parser, and the read's reply goes straight to (entry id, fields).
+connection's parser, and the read's reply goes straight to (entry id, fields), the item's field left as
+the bytes Redis sent (attempt.read_entry reads them as they are).
 
 Anything unusual is left to redis-py: a client without a pool, a reply of a shape not foreseen, a
 connection or timeout error — the exchange is then made again through the pipeline, with redis-py's
@@ -132,9 +133,8 @@ class PackedRead:
                     out.append((text(entry_id), None))
                     continue
                 fields = dict(zip(map(text, flat[::2]), flat[1::2], strict=False))
-                data = fields.get("data")
-                for name, value in fields.items():  # every field as text but the item, kept as bytes
-                    if value is not data:
-                        fields[name] = text(value)
+                for name in fields:  # every field as text but the item, kept as bytes (attempt.read_entry)
+                    if name != "data":
+                        fields[name] = text(fields[name])
                 out.append((text(entry_id), fields))
         return out
