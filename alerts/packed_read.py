@@ -20,13 +20,13 @@ step.
 
 from __future__ import annotations
 
-import inspect
-
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alerts.membership import Entry, text
+from newswatch.pooled import bulk as _bulk
+from newswatch.pooled import pool_of, take
 
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
@@ -37,12 +37,6 @@ class Unpacked(Exception):
     """The packed exchange could not be made (or its outcome is unknown): make it through redis-py."""
 
 
-def _bulk(value) -> bytes:
-    if not isinstance(value, bytes):
-        value = str(value).encode()
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
 class PackedRead:
     """`exchange(ids, consumer, count)`: acknowledge `ids` (XACK, and HDEL of their retry records) and read up
     to `count` new entries for `consumer`, in one transaction; the entries read. One per delivery thread:
@@ -50,17 +44,9 @@ class PackedRead:
     socket whether it is readable first, a system call that lets the GIL go)."""
 
     def __init__(self, client, stream: str, group: str, retry_key: str):
-        # a client bound to one connection, or a cluster client (no pool): redis-py's path every time
-        self._pool = None if getattr(client, "connection", None) is not None else getattr(
-            client, "connection_pool", None)
-        if self._pool is not None and getattr(self._pool, "connection_kwargs", {}).get("decode_responses"):
-            self._pool = None  # replies as text: never the bytes this reads
-        self._pool_args = ()
-        if self._pool is not None:  # redis-py 5 wants a command name; later versions warn when given one
-            first = next(iter(inspect.signature(self._pool.get_connection).parameters.values()), None)
-            if first is not None and first.default is inspect.Parameter.empty and first.kind in (
-                    inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-                self._pool_args = ("MULTI",)
+        # redis-py's path every time for a client without a pool of its own, or one whose replies are text
+        self._pool = pool_of(client, bytes_replies=True)
+        self._take = None if self._pool is None else take(self._pool, "MULTI")
         self._xack = _bulk("XACK") + _bulk(stream) + _bulk(group)
         self._hdel = _bulk("HDEL") + _bulk(retry_key)
         self._read = (_bulk("XREADGROUP") + _bulk("GROUP") + _bulk(group), _bulk("COUNT"),
@@ -90,7 +76,7 @@ class PackedRead:
             b"*9\r\n", self._read[0], _bulk(consumer), self._read[1], _bulk(count), self._read[2],
             _EXEC))
         if self._conn is None:
-            self._conn = self._pool.get_connection(*self._pool_args)
+            self._conn = self._take()
         conn = self._conn
         try:
             conn.send_packed_command([request])

@@ -12,17 +12,11 @@ its retries and reconnects, so the behaviour is redis-py's and only the common c
 
 from __future__ import annotations
 
-import inspect
-
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-
-def _bulk(value) -> bytes:
-    if not isinstance(value, bytes):
-        value = str(value).encode()
-    return b"$%d\r\n%s\r\n" % (len(value), value)
+from newswatch.pooled import bulk, pool_of, take
 
 
 class PackedScript:
@@ -31,23 +25,15 @@ class PackedScript:
 
     def __init__(self, client, source: str):
         self.fallback = client.register_script(source)
-        # a client bound to one connection, or a cluster client (no pool): redis-py's path every time
-        self._pool = None if getattr(client, "connection", None) is not None else getattr(
-            client, "connection_pool", None)
-        # redis-py 5 wants a command name; later versions warn when given one
-        self._pool_args = ()
-        if self._pool is not None:
-            first = next(iter(inspect.signature(self._pool.get_connection).parameters.values()), None)
-            if first is not None and first.default is inspect.Parameter.empty and first.kind in (
-                    inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-                self._pool_args = ("EVALSHA",)
+        self._pool = pool_of(client)
+        self._take = None if self._pool is None else take(self._pool, "EVALSHA")
 
     def __call__(self, keys: list, args: list):
         if self._pool is None:
             return self.fallback(keys=keys, args=args)
-        request = b"".join([b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), _bulk(self.fallback.sha),
-                            _bulk(len(keys)), *map(_bulk, keys), *map(_bulk, args)])
-        conn = self._pool.get_connection(*self._pool_args)
+        request = b"".join([b"*%d\r\n$7\r\nEVALSHA\r\n" % (3 + len(keys) + len(args)), bulk(self.fallback.sha),
+                            bulk(len(keys)), *map(bulk, keys), *map(bulk, args)])
+        conn = self._take()
         try:
             conn.send_packed_command([request])
             return conn.read_response()

