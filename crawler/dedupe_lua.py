@@ -74,10 +74,14 @@ end
 local fields, lows, lens = {}, {}, {}
 for t = 1, 4 do fields[t] = string.sub(bpacked, 4 * t - 3, 4 * t) end
 local nc = #cpacked / 8
-if nc > 0 then  -- every clause's field, low bits and length from one C call (a string.sub each: slower)
-  local all = {sunpack('>' .. string.rep('c4c2H', nc), cpacked)}
-  for j = 1, nc do
-    fields[4 + j], lows[j], lens[j] = all[3 * j - 2], all[3 * j - 1], all[3 * j]
+-- every clause's field, low bits and length from one C call per 1000 clauses (a string.sub each: slower;
+-- more at once would overflow the Lua stack, where unpack leaves its results)
+for from = 1, nc, 1000 do
+  local n = math.min(1000, nc - from + 1)
+  local all = {sunpack('>' .. string.rep('c4c2H', n), cpacked, (from - 1) * 8 + 1)}
+  for i = 1, n do
+    local j = from + i - 1
+    fields[4 + j], lows[j], lens[j] = all[3 * i - 2], all[3 * i - 1], all[3 * i]
   end
 end
 

@@ -196,6 +196,21 @@ def test_the_nearest_fingerprint_wins_across_periods(index):
     assert (verdict.original_id, verdict.distance, verdict.reason) == ("older", 1, "simhash")
 
 
+def test_an_article_of_thousands_of_clauses_is_indexed_and_found(index):
+    """Every list the script builds from an article's clauses is taken in slices: Lua's stack holds ~8,000
+    values, and a long text (100,000 characters) has thousands of sampled clauses."""
+    rng = np.random.default_rng(3)
+    hashes = (rng.choice(2**31, size=6000, replace=False) * 2).tolist()
+    lengths = rng.integers(8, 60, size=6000).tolist()
+    ev = Evidence(int(rng.integers(0, 2**63)), 200_000, dict(zip(hashes, lengths, strict=True)))
+    assert index.insert_evidence("long", "u-long", ev, now=NOW).reason == "new"
+    again = Evidence(ev.simhash ^ 0b111 << 40, ev.length, ev.clauses)  # 3 bits away: the fingerprint finds it
+    assert index.insert_evidence("copy", "u-copy", again, now=NOW + 1).original_id == "long"
+    lead = Evidence(ev.simhash ^ 0xFFFF_FFFF, ev.length, dict(list(ev.clauses.items())[:4000]))  # clauses only
+    verdict = index.insert_evidence("lead", "u-lead", lead, now=NOW + 2)
+    assert (verdict.original_id, verdict.reason) == ("long", "clauses")
+
+
 # --- a changed retention (another period length) keeps what was indexed before -------------------------------
 
 def test_a_changed_retention_keeps_finding_reprints_of_articles_indexed_before_it(client, keys):
