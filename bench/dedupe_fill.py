@@ -196,7 +196,9 @@ def fill(index: DedupeIndex, arts: Articles, now: float) -> None:
         # the script sets a period's TTL at its inserts number 1, 1025, 2049, ...: the last of them here
         last = a + (b - a - 1) // 1024 * 1024
         index.client.expire(key, index.expires_in(period, inserted_at(arts, last, now)))
-        index.client.sadd(index.keys.fp_lengths, index.period_days)  # (as the script's first insert of a period)
+        # the record of period lengths, as the script's first insert of a period writes it
+        index.client.sadd(index.keys.fp_lengths, index.period_days)
+        index.client.expire(index.keys.fp_lengths, (index.retention_days + index.period_days) * DAY)
 
 
 def _period(key: bytes, arts: Articles, a: int, b: int) -> Iterator[bytes]:

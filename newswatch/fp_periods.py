@@ -31,8 +31,9 @@ def _scanned(client, keys: Keys) -> set[int]:
 
 def window(client, keys: Keys, now: float, retention_days: int) -> list[tuple[str, range]]:
     """Every period hash a lookup reads at `now`, with the days of the window each holds: this retention's
-    first (today's leading: inserts go there), then those of other lengths that still exist. Writes nothing
-    unless the record of lengths is missing while period hashes exist (an index from before the record)."""
+    first (today's leading: inserts go there), then those of other lengths that still exist. Writes only to
+    the record of lengths: what one SCAN found when the record is missing while period hashes exist (an
+    index from before the record), and the removal of a length whose hashes have all expired."""
     current = fp_period_days(retention_days)
     lengths = {int(m) for m in client.smembers(keys.fp_lengths)}
     if not lengths:  # the check-and-insert script records each length as it starts a period (crawler/dedupe_lua.py)
